@@ -1,0 +1,1 @@
+"""auth: users, passwords, access tokens (EdDSA JWT), rotating refresh tokens, profile, JWKS."""

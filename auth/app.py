@@ -1,0 +1,46 @@
+"""Builds the auth app: `create_app(config)` opens nothing itself; resources open in cleanup contexts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from auth.accounts import Accounts
+from auth.app_keys import ACCOUNTS, SIGNER
+from auth.config import Config
+from auth.keys import load_private_key
+from auth.passwords import hash_password
+from auth.routes import setup_routes
+from auth.tokens import TokenSigner
+from common import auth as common_auth
+from common import db
+from common.http import service_app
+from common.http.health import HEALTH
+
+
+def create_app(config: Config) -> web.Application:
+    app = service_app(config, title="tourbook auth",
+                      description="Accounts, sessions and access tokens.")
+    app.cleanup_ctx.append(db.pool_ctx(config.database_url))
+    app.cleanup_ctx.append(_accounts_ctx(config))
+    app[HEALTH].add("database", lambda: db.ping(app[db.POOL]))
+    setup_routes(app)
+    return app
+
+
+def _accounts_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        key = load_private_key(config.jwt_private_key_file)
+        signer = TokenSigner(key, issuer=config.jwt_issuer, audience=config.jwt_audience,
+                             ttl=config.access_token_ttl)
+        app[SIGNER] = signer
+        # auth verifies its own tokens with its own public key: no network hop.
+        app[common_auth.VERIFIER] = common_auth.TokenVerifier(
+            common_auth.StaticKeys([key.public_key()]), issuer=config.jwt_issuer,
+            audience=config.jwt_audience)
+        dummy_hash = await hash_password("not-a-real-password", config.bcrypt_rounds)
+        app[ACCOUNTS] = Accounts(app[db.POOL], signer, config, dummy_hash=dummy_hash)
+        yield
+
+    return ctx

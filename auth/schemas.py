@@ -1,0 +1,138 @@
+"""auth's wire models: what requests must contain and what responses look like."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from common.http import Schema
+
+_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def normalise_email(value: str) -> str:
+    """One spelling per address: validated, Unicode-normalised, lower-cased."""
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def check_password_policy(value: str) -> str:
+    if not (re.search(r"[a-z]", value) and re.search(r"[A-Z]", value) and re.search(r"\d", value)):
+        raise ValueError("must contain at least one lowercase letter, one uppercase letter and a digit")
+    return value
+
+
+def normalise_phone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    compact = re.sub(r"[\s().-]", "", value)
+    if not _PHONE.match(compact):
+        raise ValueError("must be an international number such as +33612345678")
+    return compact
+
+
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128),
+                     AfterValidator(check_password_policy)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Phone = Annotated[str | None, StringConstraints(max_length=32), AfterValidator(normalise_phone)]
+
+
+class RegisterIn(Schema):
+    email: Email
+    password: Password
+    first_name: Name
+    last_name: Name
+    phone: Phone = None
+
+
+class LoginIn(Schema):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class RefreshIn(Schema):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class NotificationPreferences(Schema):
+    email: bool
+    sms: bool
+
+
+class NotificationPreferencesPatch(Schema):
+    email: bool | None = None
+    sms: bool | None = None
+
+
+class ProfilePatch(Schema):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    phone: Phone = None
+    notification_preferences: NotificationPreferencesPatch | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ProfilePatch:
+        if not self.model_fields_set:
+            raise ValueError("at least one of firstName, lastName, phone, notificationPreferences")
+        return self
+
+
+class UserOut(Schema):
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: Literal["customer", "admin"]
+    is_active: bool
+    notification_preferences: NotificationPreferences
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuthOut(Schema):
+    user: UserOut
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Access token lifetime in seconds")
+
+
+class TokensOut(Schema):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class Jwk(Schema):
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    use: str
+    alg: str
+
+
+class JwksOut(Schema):
+    keys: list[Jwk]
+
+
+class ContactOut(Schema):
+    """What other services may learn about a user over `/internal`."""
+
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    is_active: bool
+    notification_preferences: NotificationPreferences

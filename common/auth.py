@@ -1,0 +1,231 @@
+"""Access-token verification for every service: the public key from a file or a JWKS URL, the
+identity a request carries, role and owner checks, and the service credential for `/internal`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import jwt
+import structlog
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from common.errors import Forbidden, Unauthorized, Unavailable
+
+log = structlog.get_logger(__name__)
+
+ALGORITHM = "EdDSA"
+SERVICE_HEADER = "X-Internal-Token"
+
+
+class TokenMissing(Unauthorized):
+    code, message = "AUTH_TOKEN_MISSING", "An access token is required"
+
+
+class TokenExpired(Unauthorized):
+    code, message = "AUTH_TOKEN_EXPIRED", "The access token has expired"
+
+
+class TokenInvalid(Unauthorized):
+    code, message = "AUTH_TOKEN_INVALID", "The access token is not valid"
+
+
+class AdminOnly(Forbidden):
+    code, message = "FORBIDDEN_ADMIN_ONLY", "This action is reserved to administrators"
+
+
+class ServiceCredentialInvalid(Unauthorized):
+    code, message = "SERVICE_CREDENTIAL_INVALID", "A valid service credential is required"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified access token says the caller is."""
+
+    user_id: str
+    email: str
+    role: str
+    session_id: str | None
+    token_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_access(self, owner_id: object) -> bool:
+        return self.is_admin or str(owner_id) == self.user_id
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """RFC 7638 thumbprint of the key's JWK, used as `kid`."""
+    x = public_jwk(public_key, with_kid=False)["x"]
+    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def public_jwk(public_key: Ed25519PublicKey, *, with_kid: bool = True) -> dict[str, str]:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+           "use": "sig", "alg": ALGORITHM}
+    if with_kid:
+        jwk["kid"] = key_id(public_key)
+    return jwk
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the JWT public key must be an Ed25519 key")
+    return key
+
+
+class KeySource(Protocol):
+    async def get(self, kid: str | None) -> Ed25519PublicKey | None: ...
+
+
+class StaticKeys:
+    """Public keys read once from PEM files."""
+
+    def __init__(self, keys: Sequence[Ed25519PublicKey]) -> None:
+        self._keys = {key_id(k): k for k in keys}
+
+    @classmethod
+    def from_files(cls, *paths: str | Path) -> StaticKeys:
+        return cls([load_public_key(Path(p).read_bytes()) for p in paths])
+
+    async def get(self, kid: str | None) -> Ed25519PublicKey | None:
+        if kid is None:
+            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
+        return self._keys.get(kid)
+
+
+class JwksKeys:
+    """Keys fetched from a JWKS URL, cached for `ttl` seconds and refetched on an unknown `kid`
+    (at most once per `min_refresh` seconds, so forged kids cannot hammer the auth service)."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, *, ttl: float = 300.0,
+                 min_refresh: float = 10.0) -> None:
+        self._url, self._session, self._ttl, self._min_refresh = url, session, ttl, min_refresh
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at = float("-inf")
+
+    async def get(self, kid: str | None) -> Ed25519PublicKey | None:
+        age = time.monotonic() - self._fetched_at
+        if age > self._ttl or (kid not in self._keys and age > self._min_refresh):
+            await self._refresh()
+        if kid is None:
+            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        try:
+            async with self._session.get(self._url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                resp.raise_for_status()
+                document = await resp.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("jwks_fetch_failed", url=self._url, error=str(exc))
+            if not self._keys:
+                raise Unavailable("The token keys cannot be fetched right now") from exc
+            return
+        keys = {}
+        for jwk in document.get("keys", []):
+            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+                key = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+                keys[jwk.get("kid") or key_id(key)] = key
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    """Verifies access tokens: EdDSA only, issuer, audience, expiry and the claims we rely on."""
+
+    REQUIRED = ("sub", "email", "role", "jti", "exp", "iat", "iss", "aud")
+
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0) -> None:
+        self._keys, self._issuer, self._audience, self._leeway = keys, issuer, audience, leeway
+
+    async def verify(self, token: str) -> Identity:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid() from exc
+        # Only our algorithm: refuses `alg: none`, HS256 confusion and anything else.
+        if header.get("alg") != ALGORITHM:
+            raise TokenInvalid()
+        key = await self._keys.get(header.get("kid"))
+        if key is None:
+            raise TokenInvalid()
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[ALGORITHM], audience=self._audience, issuer=self._issuer,
+                leeway=self._leeway, options={"require": list(self.REQUIRED)})
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenExpired() from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid() from exc
+        if claims.get("type", "access") != "access":
+            raise TokenInvalid()
+        return Identity(user_id=str(claims["sub"]), email=str(claims["email"]),
+                        role=str(claims["role"]), session_id=claims.get("sid"),
+                        token_id=str(claims["jti"]))
+
+
+VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier", TokenVerifier)
+INTERNAL_TOKENS: web.AppKey[tuple[str, ...]] = web.AppKey("internal_tokens", tuple)
+IDENTITY_KEY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise TokenMissing()
+    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+        raise TokenInvalid("The Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def authenticate(request: web.Request) -> Identity:
+    """The caller's identity from its access token; raises 401 with a distinct code otherwise."""
+    if IDENTITY_KEY in request:
+        return request[IDENTITY_KEY]
+    identity = await request.app[VERIFIER].verify(bearer_token(request))
+    request[IDENTITY_KEY] = identity
+    structlog.contextvars.bind_contextvars(userId=identity.user_id)
+    return identity
+
+
+def require_admin(identity: Identity) -> None:
+    if not identity.is_admin:
+        raise AdminOnly()
+
+
+def check_service_credential(request: web.Request) -> None:
+    """`/internal` routes: the caller must present one of the configured service tokens."""
+    presented = request.headers.get(SERVICE_HEADER, "")
+    accepted = request.app[INTERNAL_TOKENS]
+    if not presented or not any(hmac.compare_digest(presented.encode(), t.encode()) for t in accepted):
+        raise ServiceCredentialInvalid()
+
+
+def verifier_from_config(public_key_file: str | None, jwks_url: str | None, issuer: str,
+                         audience: str, session: aiohttp.ClientSession | None = None) -> TokenVerifier:
+    """A file wins over a JWKS URL; one of them is required."""
+    keys: KeySource
+    if public_key_file and Path(public_key_file).exists():
+        keys = StaticKeys.from_files(public_key_file)
+    elif jwks_url and session is not None:
+        keys = JwksKeys(jwks_url, session)
+    else:
+        raise ValueError(f"no JWT public key: {public_key_file} does not exist and JWKS_URL is not set")
+    return TokenVerifier(keys, issuer=issuer, audience=audience)

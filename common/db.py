@@ -1,0 +1,140 @@
+"""PostgreSQL access: an asyncpg pool opened in a cleanup context, and versioned SQL migrations.
+
+Migrations are `NNN_name.sql` files in one or more named sources (a service's own folder, and the
+bus's outbox tables for services that publish). Each file is applied once, in order, in its own
+transaction, recorded in `schema_migrations`, under an advisory lock so replicas starting together
+cannot race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger(__name__)
+
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool", asyncpg.Pool)
+_MIGRATION_LOCK = 0x746F7572626F6F6B  # "tourbook" as a 64-bit advisory lock key
+_FILE = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
+
+
+class MigrationError(Exception):
+    """A migration is missing, malformed or was edited after it was applied."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    source: str
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MigrationSource:
+    """A named folder of `NNN_name.sql` files."""
+
+    name: str
+    directory: Path
+
+    def migrations(self) -> list[Migration]:
+        found = []
+        for path in sorted(self.directory.glob("*.sql")):
+            match = _FILE.match(path.name)
+            if not match:
+                raise MigrationError(f"{path}: migration files are named NNN_name.sql")
+            found.append(Migration(self.name, int(match.group(1)), path.stem, path.read_text()))
+        versions = [m.version for m in found]
+        if len(set(versions)) != len(versions):
+            raise MigrationError(f"{self.directory}: two migrations share a version number")
+        return found
+
+
+async def migrate(dsn: str, sources: list[MigrationSource]) -> list[Migration]:
+    """Apply what is not yet applied; returns the migrations applied by this call."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            return await _apply_pending(conn, sources)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    finally:
+        await conn.close()
+
+
+async def _apply_pending(conn: asyncpg.Connection, sources: list[MigrationSource]) -> list[Migration]:
+    await conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               source text NOT NULL,
+               version integer NOT NULL,
+               name text NOT NULL,
+               checksum text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now(),
+               PRIMARY KEY (source, version))""")
+    rows = await conn.fetch("SELECT source, version, checksum FROM schema_migrations")
+    applied = {(r["source"], r["version"]): r["checksum"] for r in rows}
+    done = []
+    for source in sources:
+        for migration in source.migrations():
+            key = (migration.source, migration.version)
+            if key in applied:
+                if applied[key] != migration.checksum:
+                    raise MigrationError(
+                        f"{migration.source}/{migration.name} changed after it was applied; "
+                        "write a new migration instead")
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (source, version, name, checksum)"
+                    " VALUES ($1, $2, $3, $4)",
+                    migration.source, migration.version, migration.name, migration.checksum)
+            log.info("migration_applied", source=migration.source, migration=migration.name)
+            done.append(migration)
+    return done
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # json/jsonb come back as Python objects, the way every caller wants them.
+    import json
+
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
+                      **kwargs: Any) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
+    return pool
+
+
+def pool_ctx(dsn: str, *, max_size: int = 10) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that opens the pool on start-up and closes it on shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = await create_pool(dsn, max_size=max_size)
+        app[POOL] = pool
+        yield
+        await pool.close()
+
+    return ctx
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """Health check: one round trip."""
+    async with pool.acquire(timeout=2) as conn:
+        await conn.fetchval("SELECT 1")

@@ -1,0 +1,73 @@
+"""`/health` (every dependency), `/health/live` (the process alone) and `/health/ready` (what a
+load balancer routes on: the critical dependencies, and not while draining for shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+Check = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Health:
+    service: str
+    timeout: float = 3.0
+    started: float = field(default_factory=time.monotonic)
+    checks: dict[str, tuple[Check, bool]] = field(default_factory=dict)
+    draining: bool = False
+
+    def add(self, name: str, check: Check, *, critical: bool = True) -> None:
+        """`critical` checks decide readiness; the others only make `/health` degraded."""
+        self.checks[name] = (check, critical)
+
+    async def _run(self, check: Check) -> dict[str, object]:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await check()
+        except Exception as exc:  # a health check reports failures, whatever they are
+            return {"status": "error", "error": str(exc) or type(exc).__name__,
+                    "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
+        return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
+
+    async def report(self, critical_only: bool = False) -> tuple[bool, dict[str, dict[str, object]]]:
+        chosen = {n: c for n, (c, crit) in self.checks.items() if crit or not critical_only}
+        results = await asyncio.gather(*(self._run(c) for c in chosen.values()))
+        report = dict(zip(chosen, results, strict=True))
+        return all(r["status"] == "ok" for r in report.values()), report
+
+
+HEALTH: web.AppKey[Health] = web.AppKey("health", Health)
+
+
+async def health_view(request: web.Request) -> web.Response:
+    health = request.app[HEALTH]
+    ok, checks = await health.report()
+    body = {
+        "status": "ok" if ok else "degraded",
+        "service": health.service,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "uptime": round(time.monotonic() - health.started, 1),
+        "checks": checks,
+    }
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def live_view(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive", "service": request.app[HEALTH].service})
+
+
+async def ready_view(request: web.Request) -> web.Response:
+    health = request.app[HEALTH]
+    if health.draining:
+        return web.json_response({"status": "not ready", "reason": "shutting down"}, status=503)
+    ok, checks = await health.report(critical_only=True)
+    if ok:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not ready", "checks": checks}, status=503)

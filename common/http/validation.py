@@ -1,0 +1,139 @@
+"""Request validation from declared pydantic schemas; the same declarations feed `/openapi.json`.
+
+    @endpoint(summary="Log in", body=LoginIn, response=AuthOut, errors=(401,))
+    async def login(request, body: LoginIn) -> web.Response: ...
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydantic
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from common import auth
+from common.errors import BadRequest, ValidationFailed
+
+Access = Literal["public", "user", "admin", "service"]
+
+
+class Schema(BaseModel):
+    """Wire models: camelCase on the wire, snake_case in Python, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class MalformedJson(BadRequest):
+    code = "MALFORMED_JSON"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What `/openapi.json` says about one handler."""
+
+    summary: str
+    access: Access
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    tags: tuple[str, ...] = field(default=())
+    description: str = ""
+
+
+def validation_details(exc: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    details = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        details.append({"field": (prefix + path) if path else (prefix.rstrip(".") or "body"),
+                        "message": error["msg"]})
+    return details
+
+
+async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    raw = await request.read()
+    if not raw:
+        raise ValidationFailed("A JSON body is required", details=[
+            {"field": "body", "message": "A JSON body is required"}])
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object", details=[
+            {"field": "body", "message": "Input should be an object"}])
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from None
+
+
+def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from None
+
+
+async def authorize(request: web.Request, access: Access) -> auth.Identity | None:
+    if access == "public":
+        return None
+    if access == "service":
+        auth.check_service_credential(request)
+        return None
+    identity = await auth.authenticate(request)
+    if access == "admin":
+        auth.require_admin(identity)
+    return identity
+
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+def endpoint(*, summary: str, access: Access = "public", body: type[BaseModel] | None = None,
+             query: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
+             status: int = 200, errors: Sequence[int] = (), tags: Sequence[str] = (),
+             description: str = "") -> Callable[[Handler], Handler]:
+    """Checks access, then validates query and body, and calls the handler with
+    `identity=`, `query=` and `body=` keyword arguments for what was declared."""
+    operation = Operation(summary, access, body, query, response, status, tuple(errors),
+                          tuple(tags), description)
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            kwargs: dict[str, Any] = {}
+            identity = await authorize(request, access)
+            if access in ("user", "admin"):
+                kwargs["identity"] = identity
+            if query is not None:
+                kwargs["query"] = parse_query(request, query)
+            if body is not None:
+                kwargs["body"] = await parse_body(request, body)
+            return await handler(request, **kwargs)
+
+        wrapper.__openapi__ = operation  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def json_response(payload: BaseModel | dict[str, Any] | list[Any], *, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response; models are dumped with their camelCase aliases."""
+    if isinstance(payload, BaseModel):
+        text = payload.model_dump_json(by_alias=True)
+    else:
+        text = json.dumps(payload, default=str)
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)

@@ -1,0 +1,1 @@
+"""Operator tooling: the `./ops/dev` CLI, infrastructure checks and local stand-ins."""
