@@ -8,7 +8,7 @@ from auth import db
 from auth.config import Config
 from auth.passwords import hash_password
 
-DEMO_EMAIL = "traveller@tourbook.local"
+DEMO_EMAIL = "traveller@tourbook.example"
 DEMO_PASSWORD = "Traveller123"  # noqa: S105 - a documented demo account for local development
 
 
