@@ -1,0 +1,142 @@
+"""Logins per second and `GET /api/auth/profile` per second against the auth service directly,
+with bcrypt at cost 12 (production) and at the cost the tests use, side by side in one run.
+
+    .venv/bin/python -m bench.auth [--seconds 10] [--concurrency 16]
+
+Starts its own auth process per cost on a private, throw-away database; needs PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from auth.db import MIGRATIONS
+from auth.keys import ensure_keys
+from common.db import migrate
+from ops import infra
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "Bench12345"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("auth exited during start-up")
+            try:
+                async with session.get(base + "/health/ready") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("auth did not become ready")
+
+
+async def drive(session: aiohttp.ClientSession, method: str, url: str, seconds: float,
+                concurrency: int, **kwargs: object) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            async with session.request(method, url, **kwargs) as resp:  # type: ignore[arg-type]
+                await resp.read()
+                if resp.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if errors:
+        raise RuntimeError(f"{errors} requests failed during {method} {url}")
+    return len(latencies), latencies
+
+
+def summary(name: str, count: int, latencies: list[float], seconds: float) -> dict[str, object]:
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"measure": name, "rps": round(count / seconds, 1),
+            "p50_ms": round(cuts[49] * 1000, 1), "p99_ms": round(cuts[98] * 1000, 1)}
+
+
+async def bench_cost(rounds: int, seconds: float, concurrency: int, keys: Path) -> list[dict[str, object]]:
+    database = infra.with_database(POSTGRES_URL, f"tb_bench_auth_{secrets.token_hex(4)}")
+    await infra.ensure_database(database)
+    port = free_port()
+    env = {**os.environ, "APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_PORT": str(port),
+           "AUTH_BCRYPT_ROUNDS": str(rounds), "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
+           "JWT_PRIVATE_KEY_FILE": str(keys / "private.pem"),
+           "JWT_PUBLIC_KEY_FILE": str(keys / "public.pem")}
+    process = None
+    try:
+        await migrate(database, MIGRATIONS)
+        process = subprocess.Popen([sys.executable, "-m", "auth"], env=env,
+                                   stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        await wait_ready(base, process)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            email = "bench@example.com"
+            async with session.post(base + "/api/auth/register", json={
+                    "email": email, "password": PASSWORD, "firstName": "B", "lastName": "C"}) as r:
+                token = (await r.json())["accessToken"]
+            login = {"email": email, "password": PASSWORD}
+            await drive(session, "POST", base + "/api/auth/login", 1, concurrency, json=login)
+            n, lat = await drive(session, "POST", base + "/api/auth/login", seconds, concurrency,
+                                 json=login)
+            results = [summary(f"login (bcrypt cost {rounds})", n, lat, seconds)]
+            headers = {"Authorization": f"Bearer {token}"}
+            n, lat = await drive(session, "GET", base + "/api/auth/profile", seconds,
+                                 concurrency, headers=headers)
+            results.append(summary(f"GET profile (bcrypt cost {rounds})", n, lat, seconds))
+            return results
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+        await infra.drop_database(database)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--costs", default="12,4", help="bcrypt costs to compare")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        keys = Path(folder)
+        ensure_keys(keys / "private.pem", keys / "public.pem")
+        rows = []
+        for rounds in (int(c) for c in args.costs.split(",")):
+            rows += await bench_cost(rounds, args.seconds, args.concurrency, keys)
+    print(f"auth, {args.concurrency} concurrent clients, {args.seconds:g} s per measure, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'measure':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for row in rows:
+        print(f"{row['measure']:<34}{row['rps']:>10}{row['p50_ms']:>10}{row['p99_ms']:>10}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
