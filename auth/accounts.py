@@ -84,7 +84,8 @@ class Accounts:
             email = ""
         async with self._pool.acquire() as conn:
             user = await db.user_by_email(conn, email) if email else None
-        matches = await check_password(password, user["password_hash"] if user else self._dummy_hash)
+        stored_hash = user["password_hash"] if user else self._dummy_hash
+        matches = await check_password(password, stored_hash)
         if user is None or not matches:
             raise InvalidCredentials()
         if not user["is_active"]:
@@ -142,7 +143,8 @@ class Accounts:
             user = await db.update_profile(
                 conn, UUID(user_id), first_name=patch.first_name, last_name=patch.last_name,
                 phone=patch.phone, set_phone="phone" in patch.model_fields_set,
-                notify_email=prefs.email if prefs else None, notify_sms=prefs.sms if prefs else None)
+                notify_email=prefs.email if prefs else None,
+                notify_sms=prefs.sms if prefs else None)
             if user is None:
                 raise UserNotFound()
             if user["notify_sms"] and not user["phone"]:

@@ -27,9 +27,9 @@ async def ensure_admin(config: Config, email: str, password: str) -> str:
         async with conn.transaction():
             user = await db.user_by_email(conn, email)
             if user is None:
+                password_hash = await hash_password(password, config.bcrypt_rounds)
                 await db.insert_user(conn, email=email, first_name="Admin", last_name="tourbook",
-                                     password_hash=await hash_password(password, config.bcrypt_rounds),
-                                     phone=None, role="admin")
+                                     password_hash=password_hash, phone=None, role="admin")
                 return "created"
             if user["role"] == "admin":
                 return "exists"

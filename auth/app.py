@@ -1,4 +1,4 @@
-"""Builds the auth app: `create_app(config)` opens nothing itself; resources open in cleanup contexts."""
+"""Builds the auth app: `create_app(config)` does no I/O; resources open in cleanup contexts."""
 
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ async def update_profile(conn: asyncpg.Connection, user_id: uuid.UUID | str, *,
 
 
 async def set_role(conn: asyncpg.Connection, user_id: uuid.UUID, role: str) -> None:
-    await conn.execute("UPDATE users SET role = $2, updated_at = now() WHERE id = $1", user_id, role)
+    await conn.execute("UPDATE users SET role = $2, updated_at = now() WHERE id = $1",
+                       user_id, role)
 
 
 async def insert_session(conn: asyncpg.Connection, user_id: uuid.UUID) -> uuid.UUID:
@@ -63,7 +64,8 @@ async def insert_session(conn: asyncpg.Connection, user_id: uuid.UUID) -> uuid.U
     return session_id
 
 
-async def revoke_session(conn: asyncpg.Connection, session_id: uuid.UUID | str, reason: str) -> None:
+async def revoke_session(conn: asyncpg.Connection, session_id: uuid.UUID | str,
+                         reason: str) -> None:
     await conn.execute(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2"
         " WHERE id = $1 AND revoked_at IS NULL", session_id, reason)

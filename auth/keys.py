@@ -1,4 +1,4 @@
-"""The Ed25519 key pair that signs access tokens: generated once for development, loaded at start."""
+"""The Ed25519 key pair that signs access tokens: made once for development, loaded at start."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ def normalise_email(value: str) -> str:
 
 def check_password_policy(value: str) -> str:
     if not (re.search(r"[a-z]", value) and re.search(r"[A-Z]", value) and re.search(r"\d", value)):
-        raise ValueError("must contain at least one lowercase letter, one uppercase letter and a digit")
+        raise ValueError(
+            "must contain at least one lowercase letter, one uppercase letter and a digit")
     return value
 
 
@@ -102,14 +103,14 @@ class AuthOut(Schema):
     user: UserOut
     access_token: str
     refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int = Field(description="Access token lifetime in seconds")
 
 
 class TokensOut(Schema):
     access_token: str
     refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int
 
 

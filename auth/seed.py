@@ -16,8 +16,8 @@ async def seed(config: Config) -> None:
     conn = await asyncpg.connect(config.database_url)
     try:
         if await db.user_by_email(conn, DEMO_EMAIL) is None:
+            password_hash = await hash_password(DEMO_PASSWORD, config.bcrypt_rounds)
             await db.insert_user(conn, email=DEMO_EMAIL, first_name="Demo", last_name="Traveller",
-                                 phone="+33612345678",
-                                 password_hash=await hash_password(DEMO_PASSWORD, config.bcrypt_rounds))
+                                 phone="+33612345678", password_hash=password_hash)
     finally:
         await conn.close()

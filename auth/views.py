@@ -85,7 +85,8 @@ async def get_profile(request: web.Request, identity: Identity) -> web.Response:
 
 @endpoint(summary="Change the caller's name, phone or notification preferences", access="user",
           body=ProfilePatch, response=UserOut, errors=(404,), tags=TAGS)
-async def patch_profile(request: web.Request, identity: Identity, body: ProfilePatch) -> web.Response:
+async def patch_profile(request: web.Request, identity: Identity,
+                        body: ProfilePatch) -> web.Response:
     user = await request.app[ACCOUNTS].update_profile(identity.user_id, body)
     return json_response(user_out(user))
 

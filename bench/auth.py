@@ -37,8 +37,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -81,7 +81,8 @@ def summary(name: str, count: int, latencies: list[float], seconds: float) -> di
             "p50_ms": round(cuts[49] * 1000, 1), "p99_ms": round(cuts[98] * 1000, 1)}
 
 
-async def bench_cost(rounds: int, seconds: float, concurrency: int, keys: Path) -> list[dict[str, object]]:
+async def bench_cost(rounds: int, seconds: float, concurrency: int,
+                     keys: Path) -> list[dict[str, object]]:
     database = infra.with_database(POSTGRES_URL, f"tb_bench_auth_{secrets.token_hex(4)}")
     await infra.ensure_database(database)
     port = free_port()

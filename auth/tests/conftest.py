@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,6 @@ def register(client: TestClient) -> Register:
     counter = iter(range(10**6))
 
     async def make(**overrides: Any) -> dict[str, Any]:
-        import uuid
-
         body = {"email": f"user-{uuid.uuid4().hex[:12]}-{next(counter)}@example.com",
                 "password": PASSWORD, "firstName": "Ada", "lastName": "Lovelace", **overrides}
         resp = await client.post("/api/auth/register", json=body)

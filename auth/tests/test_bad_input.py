@@ -110,7 +110,7 @@ async def test_profile_token_problems_have_distinct_codes(client, register: Regi
     hs_header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
     hs_sig = b64(hmac.new(public_pem, f"{hs_header}.{payload}".encode(), hashlib.sha256).digest())
     valid = user["accessToken"]
-    head, body, sig = valid.split(".")
+    head, _, sig = valid.split(".")
     forged_body = b64(json.dumps({**jwt.decode(valid, options={"verify_signature": False}),
                                   "role": "admin"}).encode())
     cases = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
+
 from auth.tests.conftest import PASSWORD, Register, bearer
 
 
@@ -68,7 +70,8 @@ async def test_login_with_mixed_case_email(client, register: Register):
 
 async def test_wrong_password_and_unknown_email_are_the_same_401(client, register: Register):
     user = (await register())["user"]
-    wrong = await client.post("/api/auth/login", json={"email": user["email"], "password": "Nope1234"})
+    wrong = await client.post("/api/auth/login",
+                              json={"email": user["email"], "password": "Nope1234"})
     unknown = await client.post("/api/auth/login",
                                 json={"email": "nobody@example.com", "password": PASSWORD})
     invalid = await client.post("/api/auth/login", json={"email": "not-an-email", "password": "x"})
@@ -80,15 +83,15 @@ async def test_wrong_password_and_unknown_email_are_the_same_401(client, registe
 
 async def test_disabled_account_is_revealed_only_after_the_right_password(
         client, register: Register, auth_database):
-    import asyncpg
-
     user = (await register())["user"]
     conn = await asyncpg.connect(auth_database)
     await conn.execute("UPDATE users SET is_active = false WHERE id = $1::uuid", user["id"])
     await conn.close()
-    wrong = await client.post("/api/auth/login", json={"email": user["email"], "password": "Wrong1234"})
+    wrong = await client.post("/api/auth/login",
+                              json={"email": user["email"], "password": "Wrong1234"})
     assert (wrong.status, (await wrong.json())["error"]) == (401, "INVALID_CREDENTIALS")
-    right = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+    right = await client.post("/api/auth/login",
+                              json={"email": user["email"], "password": PASSWORD})
     assert (right.status, (await right.json())["error"]) == (403, "ACCOUNT_DISABLED")
 
 
@@ -117,8 +120,6 @@ async def test_long_password_counts_every_character(client, register: Register):
 
 
 async def test_password_is_stored_as_a_bcrypt_hash(register: Register, auth_database):
-    import asyncpg
-
     user = (await register())["user"]
     conn = await asyncpg.connect(auth_database)
     stored = await conn.fetchval("SELECT password_hash FROM users WHERE id = $1::uuid", user["id"])
