@@ -54,7 +54,8 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 async def drive(session: aiohttp.ClientSession, method: str, url: str, seconds: float,
-                concurrency: int, **kwargs: object) -> tuple[int, list[float]]:
+                concurrency: int, *, expect: int = 200,
+                **kwargs: object) -> tuple[int, list[float]]:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -65,7 +66,7 @@ async def drive(session: aiohttp.ClientSession, method: str, url: str, seconds: 
             started = time.perf_counter()
             async with session.request(method, url, **kwargs) as resp:  # type: ignore[arg-type]
                 await resp.read()
-                if resp.status != 200:
+                if resp.status != expect:
                     errors += 1
             latencies.append(time.perf_counter() - started)
 
@@ -112,6 +113,15 @@ async def bench_cost(rounds: int, seconds: float, concurrency: int,
             n, lat = await drive(session, "GET", base + "/api/auth/profile", seconds,
                                  concurrency, headers=headers)
             results.append(summary(f"GET profile (bcrypt cost {rounds})", n, lat, seconds))
+            # The two failed-login cases must cost the same, or timing tells which emails exist:
+            # one client at a time, so the latency is the cost of one request, not queueing.
+            for label, body in (("wrong password", {"email": email, "password": "Wrong12345"}),
+                                ("unknown email", {"email": "nobody@example.com",
+                                                   "password": PASSWORD})):
+                n, lat = await drive(session, "POST", base + "/api/auth/login", seconds / 2,
+                                     1, expect=401, json=body)
+                results.append(summary(f"1 client: {label} (cost {rounds})", n, lat,
+                                       seconds / 2))
             return results
     finally:
         if process is not None:
@@ -134,9 +144,9 @@ async def main() -> None:
             rows += await bench_cost(rounds, args.seconds, args.concurrency, keys)
     print(f"auth, {args.concurrency} concurrent clients, {args.seconds:g} s per measure, "
           f"{os.cpu_count()} CPUs")
-    print(f"{'measure':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'measure':<38}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for row in rows:
-        print(f"{row['measure']:<34}{row['rps']:>10}{row['p50_ms']:>10}{row['p99_ms']:>10}")
+        print(f"{row['measure']:<38}{row['rps']:>10}{row['p50_ms']:>10}{row['p99_ms']:>10}")
 
 
 if __name__ == "__main__":
