@@ -62,10 +62,12 @@ def rabbitmqctl(*args: str, timeout: float = 60) -> str:
         cmd = ["docker", "compose", "-f", str(ROOT / "compose.yml"), "exec", "-T", "rabbitmq",
                "rabbitmqctl", "--quiet", *args]
     else:
-        raise RuntimeError("rabbitmqctl is not installed and there is no docker to reach the broker")
+        raise RuntimeError(
+            "rabbitmqctl is not installed and there is no docker to reach the broker")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip() or result.stdout.strip()}")
+        output = result.stderr.strip() or result.stdout.strip()
+        raise RuntimeError(f"{' '.join(cmd)} failed: {output}")
     return result.stdout
 
 
