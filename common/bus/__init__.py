@@ -1,0 +1,66 @@
+"""The event bus of DESIGN §5: envelope, topology, self-healing connection, confirmed publishing,
+transactional outbox, actor-style consumers, and their aiohttp wiring. See docs/events.md."""
+
+from common.bus.app import (
+    BUS,
+    BUS_METRICS,
+    CONSUMERS,
+    PUBLISHER,
+    RELAY,
+    bus_ctx,
+    consumer_ctx,
+    health_checks,
+    relay_ctx,
+)
+from common.bus.connection import BrokerUnavailableError, BusConnection
+from common.bus.consumer import Consumer, ConsumerNotRunningError
+from common.bus.envelope import Event, MalformedEventError
+from common.bus.handlers import HandlerContext
+from common.bus.metrics import BusMetrics
+from common.bus.outbox import OutboxRelay, OutboxStalledError, add_event
+from common.bus.publisher import Publisher, PublishError
+from common.bus.tables import BUS_MIGRATIONS
+from common.bus.topology import (
+    BOOKING_PAYMENT_QUEUE,
+    DEAD_LETTER_EXCHANGE,
+    EXCHANGE,
+    NOTIFICATION_QUEUE,
+    PAYMENT_BOOKING_QUEUE,
+    TOUR_CATALOG_QUEUE,
+    QueueSpec,
+    websocket_queue,
+)
+
+__all__ = [
+    "BOOKING_PAYMENT_QUEUE",
+    "BUS",
+    "BUS_METRICS",
+    "BUS_MIGRATIONS",
+    "CONSUMERS",
+    "DEAD_LETTER_EXCHANGE",
+    "EXCHANGE",
+    "NOTIFICATION_QUEUE",
+    "PAYMENT_BOOKING_QUEUE",
+    "PUBLISHER",
+    "RELAY",
+    "TOUR_CATALOG_QUEUE",
+    "BrokerUnavailableError",
+    "BusConnection",
+    "BusMetrics",
+    "Consumer",
+    "ConsumerNotRunningError",
+    "Event",
+    "HandlerContext",
+    "MalformedEventError",
+    "OutboxRelay",
+    "OutboxStalledError",
+    "PublishError",
+    "Publisher",
+    "QueueSpec",
+    "add_event",
+    "bus_ctx",
+    "consumer_ctx",
+    "health_checks",
+    "relay_ctx",
+    "websocket_queue",
+]

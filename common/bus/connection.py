@@ -1,0 +1,160 @@
+"""A self-healing RabbitMQ connection over aiormq: connects with backoff, declares the topology and
+runs on-connect callbacks after every (re)connect, and reconnects by itself when the link drops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiormq
+import structlog
+from aiormq.abc import AbstractChannel, AbstractConnection
+from yarl import URL
+
+from common.bus.backoff import Backoff
+from common.bus.metrics import BusMetrics
+from common.bus.topology import DURABLE_QUEUES, QueueSpec, declare_topology
+
+log = structlog.get_logger(__name__)
+
+OnConnect = Callable[[AbstractConnection], Awaitable[None]]
+
+
+class BrokerUnavailableError(ConnectionError):
+    """No usable broker connection within the time allowed."""
+
+
+class BusConnection:
+    """One AMQP connection per process, kept up by a supervisor task.
+
+    `wait_connected()` returns only once the topology is declared and every on-connect callback
+    has run, so whatever a caller does next finds its exchanges and queues in place.
+    """
+
+    def __init__(self, url: str, *, name: str = "tourbook",
+                 topology: Sequence[QueueSpec] = DURABLE_QUEUES, timeout: float = 10.0,
+                 heartbeat: int = 20, backoff: Backoff | None = None,
+                 metrics: BusMetrics | None = None) -> None:
+        parsed = URL(url)
+        if "heartbeat" not in parsed.query:
+            # aiormq's 60 s default takes three minutes to notice a silently dead peer.
+            parsed = parsed.update_query(heartbeat=heartbeat)
+        self._url = parsed
+        self.name = name
+        self.timeout = timeout
+        self.metrics = metrics or BusMetrics()
+        self._topology = tuple(topology)
+        self._backoff = backoff or Backoff(0.2, 10.0)
+        self._callbacks: list[OnConnect] = []
+        self._connection: AbstractConnection | None = None
+        self._ready = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def on_connect(self, callback: OnConnect) -> None:
+        """Run `callback(connection)` after every (re)connect, before the bus counts as ready."""
+        self._callbacks.append(callback)
+
+    async def start(self) -> None:
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"bus:{self.name}")
+
+    @property
+    def is_connected(self) -> bool:
+        conn = self._connection
+        return self._ready.is_set() and conn is not None and not conn.is_closed
+
+    async def wait_connected(self) -> AbstractConnection:
+        """The live connection; waits for it up to the bus timeout."""
+        if self._closed:
+            raise BrokerUnavailableError("the bus is closed")
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    await self._ready.wait()
+                    conn = self._connection
+                    if conn is not None and not conn.is_closed:
+                        return conn
+                    # Lost between the event and now; the supervisor clears `_ready` shortly.
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise BrokerUnavailableError(f"no broker connection within {self.timeout}s") from None
+
+    async def channel(self, *, publisher_confirms: bool = True) -> AbstractChannel:
+        conn = await self.wait_connected()
+        try:
+            return await asyncio.wait_for(
+                conn.channel(publisher_confirms=publisher_confirms), self.timeout)
+        except (aiormq.AMQPError, RuntimeError, TimeoutError, ConnectionError) as exc:
+            raise BrokerUnavailableError(f"cannot open a channel: {exc!r}") from exc
+
+    async def ping(self) -> None:
+        """Health check: one channel open/close round trip; raises when the broker is unusable."""
+        if not self.is_connected:
+            raise BrokerUnavailableError("not connected to the broker")
+        channel = await self.channel(publisher_confirms=False)
+        await asyncio.wait_for(channel.close(), self.timeout)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        conn, self._connection = self._connection, None
+        self._ready.clear()
+        self.metrics.connected.set(0)
+        if conn is not None:
+            await self._discard(conn)
+
+    async def _supervise(self) -> None:
+        while True:
+            conn = await self._connect()
+            self._connection = conn
+            self._ready.set()
+            self.metrics.connected.set(1)
+            self.metrics.reconnects.inc()
+            log.info("broker_connected", bus=self.name)
+            closing = conn.closing
+            # asyncio.wait, not await: the close reason travels as the future's exception, and
+            # aiormq may use CancelledError for it, which must not look like our own cancellation.
+            await asyncio.wait([closing])
+            reason = None if closing.cancelled() else closing.exception()
+            self._ready.clear()
+            self._connection = None
+            self.metrics.connected.set(0)
+            log.warning("broker_connection_lost", bus=self.name, error=repr(reason))
+            await self._discard(conn)
+            await asyncio.sleep(self._backoff.next())
+
+    async def _connect(self) -> AbstractConnection:
+        while True:
+            conn = aiormq.Connection(self._url, client_properties={"connection_name": self.name})
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await conn.connect()
+                    await self._prepare(conn)
+            except asyncio.CancelledError:
+                await self._discard(conn)
+                raise
+            except Exception as exc:
+                await self._discard(conn)
+                delay = self._backoff.next()
+                log.warning("broker_connect_failed", bus=self.name, error=repr(exc),
+                            retryIn=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            self._backoff.reset()
+            return conn
+
+    async def _prepare(self, conn: AbstractConnection) -> None:
+        channel = await conn.channel(publisher_confirms=False)
+        await declare_topology(channel, self._topology)
+        await channel.close()
+        for callback in self._callbacks:
+            await callback(conn)
+
+    async def _discard(self, conn: AbstractConnection) -> None:
+        # Closing a half-dead connection can itself fail or hang; it is being thrown away anyway.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.close(), self.timeout)

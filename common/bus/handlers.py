@@ -1,0 +1,88 @@
+"""Handler declarations of a consumer: which function runs for which routing key, keyed how, with
+which idempotency guard; routing keys may use topic wildcards (`*` one word, `#` any words)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from common.bus.envelope import Event
+
+Idempotency = Literal["db", "redis"]
+KeyFunc = Callable[[Event], Any]
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What a handler knows besides the event: where it runs and, for `idempotent="db"`, the
+    connection whose transaction also records the event as processed."""
+
+    consumer: str
+    routing_key: str
+    attempt: int
+    redelivered: bool
+    connection: Any = None  # asyncpg.Connection; asyncpg ships no type stubs
+
+    @property
+    def conn(self) -> Any:
+        if self.connection is None:
+            raise RuntimeError("no transaction: declare the handler with idempotent='db'")
+        return self.connection
+
+
+Handler = Callable[[Event, HandlerContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: str
+    handler: Handler | None  # None: acknowledged and ignored on purpose
+    key: KeyFunc | None
+    idempotent: Idempotency | None
+
+    def mailbox_key(self, event: Event) -> str:
+        """Messages with one key run in order; without a key function, every event is its own."""
+        return event.event_id if self.key is None else str(self.key(event))
+
+
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic matching: `*` is exactly one word, `#` zero or more."""
+    return _match(pattern.split("."), routing_key.split("."))
+
+
+def _match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
+    return bool(words) and head in ("*", words[0]) and _match(rest, words[1:])
+
+
+class Routes:
+    def __init__(self) -> None:
+        self._exact: dict[str, Route] = {}
+        self._patterns: list[Route] = []
+
+    def add(self, route: Route) -> None:
+        if route.pattern in self._exact or any(r.pattern == route.pattern
+                                               for r in self._patterns):
+            raise ValueError(f"a handler for {route.pattern!r} is already declared")
+        if "*" in route.pattern or "#" in route.pattern:
+            self._patterns.append(route)
+        else:
+            self._exact[route.pattern] = route
+
+    def match(self, routing_key: str) -> Route | None:
+        """The exact route first, else the first declared pattern that matches."""
+        if routing_key in self._exact:
+            return self._exact[routing_key]
+        for route in self._patterns:
+            if topic_matches(route.pattern, routing_key):
+                return route
+        return None
+
+    def __iter__(self) -> Iterator[Route]:
+        yield from self._exact.values()
+        yield from self._patterns

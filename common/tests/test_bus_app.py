@@ -1,0 +1,105 @@
+"""The aiohttp wiring: a service adds the bus, the relay and its consumers as cleanup contexts;
+an event written to the outbox in a request's transaction reaches the consumer; health checks and
+metrics see them; shutdown drains and closes everything."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from common.bus import (
+    BUS,
+    BUS_MIGRATIONS,
+    PUBLISHER,
+    RELAY,
+    Consumer,
+    Event,
+    HandlerContext,
+    QueueSpec,
+    add_event,
+    bus_ctx,
+    consumer_ctx,
+    health_checks,
+    relay_ctx,
+)
+from common.db import POOL, migrate, pool_ctx
+from common.testing import eventually
+
+REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis", aioredis.Redis)
+
+
+@pytest.fixture
+def database_url(make_database: Callable[[str], str]) -> str:
+    return make_database(f"bus_{uuid.uuid4().hex[:10]}")
+
+
+def redis_ctx(url: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[REDIS] = aioredis.from_url(url)
+        yield
+        await app[REDIS].aclose()
+
+    return ctx
+
+
+async def test_an_app_publishes_through_its_outbox_and_consumes_with_both_guards(
+        *, database_url: str, amqp_url: str, redis_url: str, redis_prefix: str) -> None:
+    await migrate(database_url, [BUS_MIGRATIONS])
+    topic = f"t{uuid.uuid4().hex[:12]}"
+    spec = QueueSpec(f"test.{topic}", (f"{topic}.*",), max_attempts=2, retry_delays_ms=(20,))
+    registry = CollectorRegistry()
+    consumer = Consumer(spec, name="svc")
+    mails: list[str] = []
+
+    @consumer.handler(f"{topic}.booked", key=lambda e: e.data["departure"], idempotent="db")
+    async def booked(event: Event, ctx: HandlerContext) -> None:
+        await ctx.conn.execute("CREATE TABLE IF NOT EXISTS seen (id text)")
+        await ctx.conn.execute("INSERT INTO seen VALUES ($1)", event.data["departure"])
+        await add_event(ctx.conn, Event.new(f"{topic}.mail", {"to": "ana@example.com"}))
+
+    @consumer.handler(f"{topic}.mail", idempotent="redis")
+    async def mail(event: Event, ctx: HandlerContext) -> None:
+        mails.append(event.data["to"])
+
+    app = web.Application()
+    app.cleanup_ctx.extend([
+        pool_ctx(database_url),
+        redis_ctx(redis_url),
+        bus_ctx(amqp_url, name="svc", registry=registry, topology=(spec,), require_broker=True),
+        relay_ctx(poll_interval=60),
+        consumer_ctx(consumer, redis=REDIS, redis_prefix=redis_prefix),
+    ])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        checks = health_checks(app)
+        assert set(checks) == {"broker", "outbox", "consumer:svc"}
+        await eventually(lambda: consumer.is_consuming)
+        for check in checks.values():
+            await check()
+
+        async with app[POOL].acquire() as conn, conn.transaction():
+            await add_event(conn, Event.new(f"{topic}.booked", {"departure": "d-7"}))
+
+        # booked (db guard) writes its effect and the next event in one transaction, the relay
+        # publishes that one, and mail (redis guard) sends it.
+        await eventually(lambda: mails == ["ana@example.com"])
+        assert await app[POOL].fetchval("SELECT count(*) FROM seen") == 1
+        # Counters move just after the broker's confirm or the ack, which may trail the effect.
+        await eventually(lambda: registry.get_sample_value(
+            "events_published_total", {"routing_key": f"{topic}.mail"}) == 1)
+        await eventually(lambda: registry.get_sample_value("events_consumed_total", {
+            "consumer": "svc", "routing_key": f"{topic}.booked", "outcome": "handled"}) == 1)
+        await eventually(lambda: registry.get_sample_value("outbox_backlog") == 0)
+        assert app[PUBLISHER] is not None and app[RELAY] is not None
+        bus = app[BUS]
+    finally:
+        await runner.cleanup()
+
+    assert not consumer.is_consuming
+    assert not bus.is_connected
