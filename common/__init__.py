@@ -1,1 +1,2 @@
-"""The shared runtime of every tourbook service: config, logging, HTTP, db, bus, auth, resilience."""
+"""The shared runtime of every tourbook service: config, logging, HTTP, db, bus, auth,
+resilience."""

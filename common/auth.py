@@ -3,12 +3,13 @@ identity a request carries, role and owner checks, and the service credential fo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +45,10 @@ class AdminOnly(Forbidden):
     code, message = "FORBIDDEN_ADMIN_ONLY", "This action is reserved to administrators"
 
 
+class NotOwner(Forbidden):
+    code, message = "FORBIDDEN", "This belongs to another user"
+
+
 class ServiceCredentialInvalid(Unauthorized):
     code, message = "SERVICE_CREDENTIAL_INVALID", "A valid service credential is required"
 
@@ -70,7 +75,8 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     """RFC 7638 thumbprint of the key's JWK, used as `kid`."""
     x = public_jwk(public_key, with_kid=False)["x"]
     canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def public_jwk(public_key: Ed25519PublicKey, *, with_kid: bool = True) -> dict[str, str]:
@@ -110,40 +116,72 @@ class StaticKeys:
 
 
 class JwksKeys:
-    """Keys fetched from a JWKS URL, cached for `ttl` seconds and refetched on an unknown `kid`
-    (at most once per `min_refresh` seconds, so forged kids cannot hammer the auth service)."""
+    """Keys fetched from a JWKS URL, cached for `ttl` seconds and refetched on an unknown `kid`.
+
+    Fetches are attempted at most once per `min_refresh` seconds, whatever their outcome, and
+    concurrent callers share one fetch: a flood of forged kids, or auth being down, cannot turn
+    into a flood of requests to auth.
+    """
 
     def __init__(self, url: str, session: aiohttp.ClientSession, *, ttl: float = 300.0,
-                 min_refresh: float = 10.0) -> None:
+                 min_refresh: float = 10.0, timeout: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._url, self._session, self._ttl, self._min_refresh = url, session, ttl, min_refresh
+        self._timeout, self._clock = timeout, clock
         self._keys: dict[str, Ed25519PublicKey] = {}
-        self._fetched_at = float("-inf")
+        self._fetched_at = self._attempted_at = float("-inf")
+        self._lock = asyncio.Lock()
 
     async def get(self, kid: str | None) -> Ed25519PublicKey | None:
-        age = time.monotonic() - self._fetched_at
-        if age > self._ttl or (kid not in self._keys and age > self._min_refresh):
-            await self._refresh()
+        if self._wants_refresh(kid):
+            async with self._lock:
+                # Whoever waited on the lock finds the fetch done and does not repeat it.
+                if self._wants_refresh(kid):
+                    await self._refresh()
+        if not self._keys:
+            raise Unavailable("The keys that verify access tokens cannot be fetched right now")
         if kid is None:
             return next(iter(self._keys.values())) if len(self._keys) == 1 else None
         return self._keys.get(kid)
 
+    def _wants_refresh(self, kid: str | None) -> bool:
+        now = self._clock()
+        if now - self._attempted_at < self._min_refresh:
+            return False
+        return now - self._fetched_at > self._ttl or (kid is not None and kid not in self._keys)
+
     async def _refresh(self) -> None:
+        self._attempted_at = self._clock()
         try:
-            async with self._session.get(self._url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+            async with self._session.get(
+                    self._url, timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
                 resp.raise_for_status()
-                document = await resp.json()
+                document = await resp.json(content_type=None)
+            keys = _parse_jwks(document)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning("jwks_fetch_failed", url=self._url, error=str(exc))
-            if not self._keys:
-                raise Unavailable("The token keys cannot be fetched right now") from exc
+            # The keys we have stay in use until a fetch succeeds.
+            log.warning("jwks_fetch_failed", url=self._url, error=str(exc) or type(exc).__name__)
             return
-        keys = {}
-        for jwk in document.get("keys", []):
-            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
-                key = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
-                keys[jwk.get("kid") or key_id(key)] = key
         self._keys = keys
-        self._fetched_at = time.monotonic()
+        self._fetched_at = self._clock()
+        log.info("jwks_fetched", url=self._url, kids=sorted(keys))
+
+
+def _parse_jwks(document: object) -> dict[str, Ed25519PublicKey]:
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys = {}
+    for jwk in document["keys"]:
+        if not (isinstance(jwk, dict) and jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519"):
+            continue  # another algorithm's key: not ours to use
+        try:
+            key = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+        except jwt.PyJWTError:  # PyJWKError, and InvalidKeyError for a malformed "x"
+            log.warning("jwks_key_skipped", kid=jwk.get("kid"))
+            continue
+        if isinstance(key, Ed25519PublicKey):
+            keys[str(jwk.get("kid") or key_id(key))] = key
+    return keys
 
 
 class TokenVerifier:
@@ -162,7 +200,7 @@ class TokenVerifier:
         # Only our algorithm: refuses `alg: none`, HS256 confusion and anything else.
         if header.get("alg") != ALGORITHM:
             raise TokenInvalid()
-        key = await self._keys.get(header.get("kid"))
+        key = await self._keys.get(header.get("kid"))  # PyJWT has checked it is a string
         if key is None:
             raise TokenInvalid()
         try:
@@ -210,16 +248,25 @@ def require_admin(identity: Identity) -> None:
         raise AdminOnly()
 
 
+def require_owner(identity: Identity, owner_id: object) -> None:
+    """The resource's user or an admin; anyone else gets 403."""
+    if not identity.may_access(owner_id):
+        raise NotOwner()
+
+
 def check_service_credential(request: web.Request) -> None:
     """`/internal` routes: the caller must present one of the configured service tokens."""
-    presented = request.headers.get(SERVICE_HEADER, "")
+    presented = request.headers.get(SERVICE_HEADER, "").encode()
     accepted = request.app[INTERNAL_TOKENS]
-    if not presented or not any(hmac.compare_digest(presented.encode(), t.encode()) for t in accepted):
+    # Compared against every accepted token, in constant time, so timing reveals nothing.
+    matches = [hmac.compare_digest(presented, token.encode()) for token in accepted]
+    if not presented or not any(matches):
         raise ServiceCredentialInvalid()
 
 
 def verifier_from_config(public_key_file: str | None, jwks_url: str | None, issuer: str,
-                         audience: str, session: aiohttp.ClientSession | None = None) -> TokenVerifier:
+                         audience: str,
+                         session: aiohttp.ClientSession | None = None) -> TokenVerifier:
     """A file wins over a JWKS URL; one of them is required."""
     keys: KeySource
     if public_key_file and Path(public_key_file).exists():
@@ -227,5 +274,6 @@ def verifier_from_config(public_key_file: str | None, jwks_url: str | None, issu
     elif jwks_url and session is not None:
         keys = JwksKeys(jwks_url, session)
     else:
-        raise ValueError(f"no JWT public key: {public_key_file} does not exist and JWKS_URL is not set")
+        raise ValueError(
+            f"no JWT public key: {public_key_file} does not exist and JWKS_URL is not set")
     return TokenVerifier(keys, issuer=issuer, audience=audience)

@@ -1,7 +1,7 @@
-"""Typed, frozen service configuration read once from environment variables and validated at start-up.
+"""Typed, frozen service configuration, read once from environment variables and validated at start.
 
 Every field maps to one environment variable: shared settings keep their bare name (`AMQP_URL`),
-service settings carry the service's prefix (`AUTH_PORT`). `load_config` names the bad variable.
+service settings carry the service's prefix (`AUTH_PORT`). `load_config` names each bad variable.
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ CsvList = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
 
 
 def secret(default: str, *, alias: str | None = None, description: str = "") -> Any:
-    """A field that must not keep a placeholder value in production."""
-    return Field(default, alias=alias, description=description, json_schema_extra={"secret": True})
+    """A field that must not keep a placeholder value in production, and is kept out of repr()."""
+    return Field(default, alias=alias, description=description, repr=False,
+                 json_schema_extra={"secret": True})
+
+
+def is_placeholder(value: str) -> bool:
+    return not value.strip() or PLACEHOLDER_MARK in value.lower()
 
 
 class ConfigError(Exception):
@@ -34,9 +39,12 @@ class ConfigError(Exception):
 
 
 class BaseConfig(BaseModel):
-    """Settings every service shares. Subclasses set `service` and `env_prefix` and add their own."""
+    """Settings every service shares. Subclasses set `service` and `env_prefix`, add their own."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # validate_default: defaults go through the same parsing as the environment (a CSV default
+    # becomes a tuple, not a string whose characters would each pass as a token).
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              validate_default=True)
 
     service: ClassVar[str] = "service"
     env_prefix: ClassVar[str] = ""
@@ -58,6 +66,9 @@ class BaseConfig(BaseModel):
     jwt_audience: str = Field("tourbook", alias="JWT_AUDIENCE")
     max_body_bytes: int = Field(1024 * 1024, alias="MAX_BODY_BYTES", ge=1024)
     shutdown_timeout: float = Field(15.0, alias="SHUTDOWN_TIMEOUT", gt=0)
+    drain_delay: float = Field(
+        0.0, alias="SHUTDOWN_DRAIN_DELAY", ge=0,
+        description="Seconds between SIGTERM and closing the listener, with readiness at 503")
 
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
@@ -73,10 +84,10 @@ class BaseConfig(BaseModel):
                 continue
             value = getattr(self, name)
             values = value if isinstance(value, tuple) else (value,)
-            if not values or any(not v or PLACEHOLDER_MARK in v for v in values):
+            if not values or any(is_placeholder(v) for v in values):
                 bad.append(env_name(type(self), name))
         if bad:
-            raise ValueError(f"placeholder secret in production: {', '.join(bad)}")
+            raise ValueError(f"{', '.join(bad)}: a placeholder secret is refused in production")
         return self
 
     @property
@@ -93,21 +104,24 @@ C = TypeVar("C", bound=BaseConfig)
 
 
 def load_config(cls: type[C], environ: Mapping[str, str] | None = None) -> C:
-    """Build `cls` from `environ` (default: the process environment) or raise ConfigError."""
+    """Build `cls` from `environ` (default: the process environment) or raise ConfigError.
+
+    An empty variable counts as unset, so `LOGSTASH_HOST=` in a `.env` keeps the default.
+    """
     environ = os.environ if environ is None else environ
-    values = {
-        name: environ[env_name(cls, name)]
-        for name in cls.model_fields
-        if env_name(cls, name) in environ and environ[env_name(cls, name)] != ""
-    }
+    variables = {name: env_name(cls, name) for name in cls.model_fields}
+    values = {name: environ[var] for name, var in variables.items() if environ.get(var, "") != ""}
     try:
         return cls.model_validate(values)
     except ValidationError as exc:
+        # Pydantic locates an error by field name or alias; either way report the variable.
+        by_key = {**variables, **{var: var for var in variables.values()}}
         problems = []
-        for error in exc.errors():
+        for error in exc.errors(include_url=False, include_input=False):
             loc = error["loc"]
-            where = env_name(cls, str(loc[0])) if loc and loc[0] in cls.model_fields else "config"
-            problems.append(f"{where}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            var = by_key.get(str(loc[0])) if loc else None
+            problems.append(f"{var}: {message}" if var else message)
         raise ConfigError(f"invalid {cls.service} configuration: " + "; ".join(problems)) from None
 
 

@@ -1,16 +1,17 @@
 """PostgreSQL access: an asyncpg pool opened in a cleanup context, and versioned SQL migrations.
 
-Migrations are `NNN_name.sql` files in one or more named sources (a service's own folder, and the
-bus's outbox tables for services that publish). Each file is applied once, in order, in its own
-transaction, recorded in `schema_migrations`, under an advisory lock so replicas starting together
-cannot race.
+Migrations are `NNN_name.sql` files in named sources (a service's folder, the bus's outbox tables),
+each applied once, in order, in its own transaction, recorded in `schema_migrations`, under an
+advisory lock so that replicas starting together cannot race.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,13 @@ from aiohttp import web
 log = structlog.get_logger(__name__)
 
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool", asyncpg.Pool)
-_MIGRATION_LOCK = 0x746F7572626F6F6B  # "tourbook" as a 64-bit advisory lock key
+# One key per database: every source of a database migrates under the same lock.
+_MIGRATION_LOCK = 0x746F7572626F6F6B  # "tourbook"
 _FILE = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 
 
 class MigrationError(Exception):
-    """A migration is missing, malformed or was edited after it was applied."""
+    """A migration is malformed, failed, or was edited after it was applied."""
 
 
 @dataclass(frozen=True)
@@ -51,31 +53,40 @@ class MigrationSource:
 
     def migrations(self) -> list[Migration]:
         found = []
-        for path in sorted(self.directory.glob("*.sql")):
+        for path in self.directory.glob("*.sql"):
             match = _FILE.match(path.name)
             if not match:
                 raise MigrationError(f"{path}: migration files are named NNN_name.sql")
             found.append(Migration(self.name, int(match.group(1)), path.stem, path.read_text()))
+        found.sort(key=lambda m: m.version)  # by number: 010 after 009, and 1000 after 999
         versions = [m.version for m in found]
         if len(set(versions)) != len(versions):
             raise MigrationError(f"{self.directory}: two migrations share a version number")
         return found
 
 
-async def migrate(dsn: str, sources: list[MigrationSource]) -> list[Migration]:
-    """Apply what is not yet applied; returns the migrations applied by this call."""
+async def migrate(dsn: str, sources: Sequence[MigrationSource], *,
+                  lock_timeout: float = 60.0) -> list[Migration]:
+    """Apply what is not yet applied; returns the migrations applied by this call.
+
+    The advisory lock is a session lock taken on the one connection that does the work, so it
+    spans every migration's transaction; closing that connection (or losing it) releases it.
+    """
+    wanted = [m for source in sources for m in source.migrations()]
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         try:
-            return await _apply_pending(conn, sources)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK,
+                               timeout=lock_timeout)
+        except TimeoutError:
+            raise MigrationError(
+                f"another process held the migration lock for more than {lock_timeout}s") from None
+        return await _apply_pending(conn, wanted)
     finally:
         await conn.close()
 
 
-async def _apply_pending(conn: asyncpg.Connection, sources: list[MigrationSource]) -> list[Migration]:
+async def _apply_pending(conn: asyncpg.Connection, wanted: list[Migration]) -> list[Migration]:
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                source text NOT NULL,
@@ -86,31 +97,34 @@ async def _apply_pending(conn: asyncpg.Connection, sources: list[MigrationSource
                PRIMARY KEY (source, version))""")
     rows = await conn.fetch("SELECT source, version, checksum FROM schema_migrations")
     applied = {(r["source"], r["version"]): r["checksum"] for r in rows}
+    # Refuse before applying anything: an edited migration means this code and this database
+    # disagree about the schema.
+    edited = [f"{m.source}/{m.name}" for m in wanted
+              if applied.get((m.source, m.version), m.checksum) != m.checksum]
+    if edited:
+        raise MigrationError(f"changed after being applied: {', '.join(edited)}; "
+                             "write a new migration instead")
     done = []
-    for source in sources:
-        for migration in source.migrations():
-            key = (migration.source, migration.version)
-            if key in applied:
-                if applied[key] != migration.checksum:
-                    raise MigrationError(
-                        f"{migration.source}/{migration.name} changed after it was applied; "
-                        "write a new migration instead")
-                continue
+    for migration in wanted:
+        if (migration.source, migration.version) in applied:
+            continue
+        try:
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (source, version, name, checksum)"
                     " VALUES ($1, $2, $3, $4)",
                     migration.source, migration.version, migration.name, migration.checksum)
-            log.info("migration_applied", source=migration.source, migration=migration.name)
-            done.append(migration)
+        except asyncpg.PostgresError as exc:
+            raise MigrationError(f"{migration.source}/{migration.name} failed and was rolled "
+                                 f"back: {exc}") from exc
+        log.info("migration_applied", source=migration.source, migration=migration.name)
+        done.append(migration)
     return done
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # json/jsonb come back as Python objects, the way every caller wants them.
-    import json
-
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -122,14 +136,20 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
     return pool
 
 
-def pool_ctx(dsn: str, *, max_size: int = 10) -> Callable[[web.Application], AsyncIterator[None]]:
+def pool_ctx(dsn: str, *, max_size: int = 10,
+             close_timeout: float = 10.0) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that opens the pool on start-up and closes it on shutdown."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, max_size=max_size)
         app[POOL] = pool
         yield
-        await pool.close()
+        try:
+            # Waits for connections still in use; a stuck query must not hang the shutdown.
+            await asyncio.wait_for(pool.close(), close_timeout)
+        except TimeoutError:
+            log.warning("db_pool_close_timeout", seconds=close_timeout)
+            pool.terminate()
 
     return ctx
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -10,18 +11,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T] | T], *, timeout: float = 10.0,
+async def eventually(check: Callable[[], Awaitable[T] | T], *,
+                     timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
                      interval: float = 0.02, message: str = "condition") -> T:
-    """Call `check` until it returns a truthy value (returned) or `timeout` passes (AssertionError)."""
+    """Call `check` (sync or async) until it returns a truthy value, which is returned, or raise
+    AssertionError after `timeout` seconds. A check may raise AssertionError to mean "not yet"."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
             result = check()
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            if inspect.isawaitable(result):
                 result = await result
             if result:
-                return result  # type: ignore[return-value]
+                return result
             last = result
         except AssertionError as exc:
             last = exc

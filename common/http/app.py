@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+import structlog
 import uvloop
 from aiohttp import web
 
@@ -17,6 +20,8 @@ from common.http.metrics import METRICS, HttpMetrics, metrics_view
 from common.http.openapi import build_openapi
 from common.logging import configure_logging
 
+log = structlog.get_logger("service")
+
 OPENAPI_INFO: web.AppKey[dict[str, Any]] = web.AppKey("openapi_info", dict)
 
 
@@ -24,18 +29,21 @@ def service_app(config: BaseConfig, *, title: str, description: str = "") -> web
     """An app with the shared middlewares and the `/health*`, `/metrics`, `/openapi.json` routes.
     The service adds its routes, its cleanup contexts and its health checks."""
     app = web.Application(
-        middlewares=[middleware.request_context, middleware.metrics, middleware.errors],
+        middlewares=[middleware.request_context, middleware.metrics, middleware.errors,
+                     middleware.body_limit],
         client_max_size=config.max_body_bytes,
     )
     app[METRICS] = HttpMetrics(config.service)
     app[health.HEALTH] = health.Health(config.service)
     app[auth.INTERNAL_TOKENS] = config.internal_tokens
+    app[middleware.MAX_BODY_BYTES] = config.max_body_bytes
     app[OPENAPI_INFO] = {"title": title, "description": description}
     app.router.add_get("/health", health.health_view)
     app.router.add_get("/health/live", health.live_view)
     app.router.add_get("/health/ready", health.ready_view)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi_view)
+    app.on_response_prepare.append(middleware.add_request_id)
     app.on_shutdown.append(_start_draining)
     return app
 
@@ -69,7 +77,8 @@ C = TypeVar("C", bound=BaseConfig)
 
 
 def run_service(config_cls: type[C], create_app: Callable[[C], web.Application]) -> None:
-    """`python -m <service>`: validated config, logging, uvloop, graceful shutdown on SIGTERM."""
+    """`python -m <service>`: validated config (exit 2 naming the bad variable), logging, uvloop,
+    and a graceful shutdown on SIGTERM or SIGINT."""
     try:
         config = load_config(config_cls)
     except ConfigError as exc:
@@ -77,6 +86,40 @@ def run_service(config_cls: type[C], create_app: Callable[[C], web.Application])
         raise SystemExit(2) from None
     configure_logging(config.service, level=config.log_level, fmt=config.log_format,
                       logstash_host=config.logstash_host, logstash_port=config.logstash_port)
-    web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
-                shutdown_timeout=config.shutdown_timeout, print=None,
-                loop=uvloop.new_event_loop())
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(create_app(config), config))
+    except Exception:
+        log.exception("service_failed")
+        raise SystemExit(1) from None
+
+
+async def serve(app: web.Application, config: BaseConfig) -> None:
+    """Serve until SIGTERM/SIGINT, then: readiness turns 503 and, for `drain_delay` seconds (cut
+    short by a second signal), new requests are still served while load balancers stop routing
+    here; then the listener closes, in-flight requests get `shutdown_timeout` seconds to finish,
+    and the cleanup contexts close the app's resources."""
+    signals: asyncio.Queue[str] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signals.put_nowait, sig.name)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, config.host, config.port).start()
+        host, port = runner.addresses[0][:2]
+        log.info("service_started", host=host, port=port)
+        received = await signals.get()
+        app[health.HEALTH].draining = True
+        log.info("shutdown_started", signal=received, drainDelay=config.drain_delay)
+        if config.drain_delay:
+            try:
+                async with asyncio.timeout(config.drain_delay):
+                    await signals.get()
+            except TimeoutError:
+                pass
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("service_stopped")

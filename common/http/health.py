@@ -16,6 +16,8 @@ Check = Callable[[], Awaitable[object]]
 
 @dataclass
 class Health:
+    """The service's dependency checks, and whether it is draining for shutdown."""
+
     service: str
     timeout: float = 3.0
     started: float = field(default_factory=time.monotonic)
@@ -28,18 +30,27 @@ class Health:
 
     async def _run(self, check: Check) -> dict[str, object]:
         started = time.perf_counter()
+        error = None
         try:
             async with asyncio.timeout(self.timeout):
                 await check()
+        except TimeoutError:
+            error = f"no answer within {self.timeout:g}s"
         except Exception as exc:  # a health check reports failures, whatever they are
-            return {"status": "error", "error": str(exc) or type(exc).__name__,
-                    "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
-        return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
+            error = str(exc) or type(exc).__name__
+        result: dict[str, object] = {"status": "ok" if error is None else "error"}
+        if error is not None:
+            result["error"] = error
+        result["latencyMs"] = round((time.perf_counter() - started) * 1000, 1)
+        return result
 
-    async def report(self, critical_only: bool = False) -> tuple[bool, dict[str, dict[str, object]]]:
-        chosen = {n: c for n, (c, crit) in self.checks.items() if crit or not critical_only}
-        results = await asyncio.gather(*(self._run(c) for c in chosen.values()))
-        report = dict(zip(chosen, results, strict=True))
+    async def report(
+            self, critical_only: bool = False) -> tuple[bool, dict[str, dict[str, object]]]:
+        """Runs the checks concurrently: the whole report takes at most `timeout` seconds."""
+        chosen = {n: c for n, c in self.checks.items() if c[1] or not critical_only}
+        results = await asyncio.gather(*(self._run(check) for check, _ in chosen.values()))
+        report = {name: {**result, "critical": chosen[name][1]}
+                  for name, result in zip(chosen, results, strict=True)}
         return all(r["status"] == "ok" for r in report.values()), report
 
 

@@ -1,4 +1,5 @@
-"""Middlewares: request id and the canonical request log line, metrics, and the error envelope."""
+"""Middlewares: request id and the canonical request log line, metrics, the error envelope, and
+the body size limit. `service_app` installs them in that order (the first is the outermost)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from common.errors import AppError
+from common.errors import AppError, PayloadTooLarge
 from common.http.metrics import METRICS
 
 log = structlog.get_logger("http")
@@ -18,7 +19,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
+MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Probes and scrapes would drown the request log; they still count in the metrics.
+_UNLOGGED = ("/health", "/metrics")
 
 _HTTP_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
@@ -41,9 +45,16 @@ def route_template(request: web.Request) -> str:
     return info.route.resource.canonical
 
 
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: every response, streamed or not, carries the request id."""
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Binds the request id into every log line, returns it, and logs one line per request."""
+    """Binds the request id into every log line of the request and logs one line at its end."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
     request[REQUEST_ID_KEY] = request_id
@@ -53,15 +64,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
         status = response.status
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
         return response
+    except web.HTTPException as exc:  # a redirect: the errors middleware answers the rest
+        status = exc.status
+        raise
     finally:
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
         route = route_template(request)
-        if not route.startswith(("/health", "/metrics")):
-            log.info("request", method=request.method, path=request.path, route=route,
-                     status=status, durationMs=duration_ms, remote=request.remote)
+        if not route.startswith(_UNLOGGED):
+            # Never headers, query string or body: they may hold tokens and passwords.
+            (log.error if status >= 500 else log.info)(
+                "request", method=request.method, path=request.path, route=route, status=status,
+                durationMs=round((time.perf_counter() - started) * 1000, 2),
+                remote=request.remote)
         structlog.contextvars.unbind_contextvars("requestId", "correlationId", "userId")
 
 
@@ -73,16 +87,16 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         status = response.status
         return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
     finally:
-        route = route_template(request)
-        request.app[METRICS].observe(request.method, route, status, time.perf_counter() - started)
+        request.app[METRICS].observe(request.method, route_template(request), status,
+                                     time.perf_counter() - started)
 
 
-def error_response(error: AppError, request_id: str | None = None) -> web.Response:
-    response = web.json_response(error.envelope(), status=error.status, headers=error.headers)
-    if request_id:
-        response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+def error_response(error: AppError) -> web.Response:
+    return web.json_response(error.envelope(), status=error.status, headers=error.headers)
 
 
 @web.middleware
@@ -93,14 +107,30 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except AppError as exc:
         if exc.status >= 500:
             log.error("request_failed", error=exc.code, message=exc.message)
-        return error_response(exc, request.get(REQUEST_ID_KEY))
+        return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         error = AppError(_HTTP_MESSAGES.get(exc.status, exc.reason), headers={
             k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
         error.status, error.code = exc.status, _HTTP_CODES.get(exc.status, "HTTP_ERROR")
-        return error_response(error, request.get(REQUEST_ID_KEY))
+        return error_response(error)
     except Exception:
-        log.exception("unhandled_exception", method=request.method, path=request.path)
-        return error_response(AppError(), request.get(REQUEST_ID_KEY))
+        # The stack goes to the log only; the client learns nothing about the internals.
+        log.exception("unhandled_exception", method=request.method, path=request.path,
+                      route=route_template(request))
+        return error_response(AppError())
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """413 before reading a body that declares too large a length; a chunked body is cut off by
+    aiohttp's own limit (`client_max_size`, the same number) while it is read."""
+    limit = request.app[MAX_BODY_BYTES]
+    too_large = PayloadTooLarge(details={"maxBytes": limit})
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None

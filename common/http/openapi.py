@@ -13,9 +13,10 @@ from common.http.validation import Operation
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 _REASONS = {
-    400: "Invalid request (VALIDATION_ERROR, MALFORMED_JSON)", 401: "Missing, expired or invalid token",
-    403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Body too large",
-    422: "Unprocessable", 429: "Rate limited", 503: "Unavailable",
+    400: "Invalid request (VALIDATION_ERROR, MALFORMED_JSON)",
+    401: "Missing, expired or invalid credentials", 403: "Forbidden", 404: "Not found",
+    409: "Conflict", 413: "Body too large (PAYLOAD_TOO_LARGE)", 422: "Unprocessable",
+    429: "Rate limited", 503: "Unavailable",
 }
 ERROR_SCHEMA = {
     "type": "object",
@@ -27,6 +28,11 @@ ERROR_SCHEMA = {
         "details": {},
     },
 }
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "serviceToken": {"type": "apiKey", "in": "header", "name": "X-Internal-Token"},
+}
+Refs = dict[Any, dict[str, Any]]  # (model, mode) -> {"$ref": ...}, as pydantic returns them
 
 
 def _operations(app: web.Application) -> list[tuple[str, str, Operation]]:
@@ -41,69 +47,82 @@ def _operations(app: web.Application) -> list[tuple[str, str, Operation]]:
 
 def build_openapi(app: web.Application, *, title: str, version: str = "1.0.0",
                   description: str = "") -> dict[str, Any]:
+    """The document of every route whose handler is declared with `@endpoint`."""
     operations = _operations(app)
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for _, _, op in operations:
-        for model, mode in ((op.body, "validation"), (op.query, "validation"),
-                            (op.response, "serialization")):
-            if model is not None and (model, mode) not in wanted:
+        for model, mode in _models(op):
+            if (model, mode) not in wanted:
                 wanted.append((model, mode))
     refs, defs = models_json_schema(wanted, by_alias=True,
                                     ref_template="#/components/schemas/{model}")
-    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
-    schemas["Error"] = ERROR_SCHEMA
-
+    schemas: dict[str, Any] = {**defs.get("$defs", {}), "Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op in operations:
-        item = paths.setdefault(path, {})
-        doc: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path),
-                               "responses": {}}
-        if op.description:
-            doc["description"] = op.description
-        if op.tags:
-            doc["tags"] = list(op.tags)
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for name in _PATH_PARAM.findall(path)]
-        if op.query is not None:
-            parameters += _query_parameters(schemas, refs[(op.query, "validation")])
-        if parameters:
-            doc["parameters"] = parameters
-        if op.body is not None:
-            doc["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": refs[(op.body, "validation")]}}}
-        success: dict[str, Any] = {"description": "Success"}
-        if op.response is not None:
-            success["content"] = {"application/json": {
-                "schema": refs[(op.response, "serialization")]}}
-        doc["responses"][str(op.status)] = success
-        errors = set(op.errors)
-        if op.body is not None or op.query is not None:
-            errors |= {400}
-        if op.body is not None:
-            errors |= {413}
-        if op.access in ("user", "admin", "service"):
-            errors |= {401}
-            doc["security"] = [{"serviceToken": []}] if op.access == "service" else [{"bearerAuth": []}]
-        if op.access == "admin":
-            errors |= {403}
-        for status in sorted(errors):
-            doc["responses"][str(status)] = {
-                "description": _REASONS.get(status, "Error"),
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        item[method] = doc
-
+        paths.setdefault(path, {})[method] = _operation(path, method, op, refs, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
         "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "serviceToken": {"type": "apiKey", "in": "header", "name": "X-Internal-Token"},
-            },
-        },
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+def _models(op: Operation) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    found: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+    if op.body is not None:
+        found.append((op.body, "validation"))
+    if op.query is not None:
+        found.append((op.query, "validation"))
+    if op.response is not None:
+        found.append((op.response, "serialization"))
+    return found
+
+
+def _operation(path: str, method: str, op: Operation, refs: Refs,
+               schemas: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path)}
+    if op.description:
+        doc["description"] = op.description
+    if op.tags:
+        doc["tags"] = list(op.tags)
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in _PATH_PARAM.findall(path)]
+    if op.query is not None:
+        parameters += _query_parameters(schemas, refs[(op.query, "validation")])
+    if parameters:
+        doc["parameters"] = parameters
+    if op.body is not None:
+        doc["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(op.body, "validation")]}}}
+    if op.access == "service":
+        doc["security"] = [{"serviceToken": []}]
+    elif op.access in ("user", "admin"):
+        doc["security"] = [{"bearerAuth": []}]
+    doc["responses"] = _responses(op, refs)
+    return doc
+
+
+def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": "Success"}
+    if op.response is not None:
+        success["content"] = {"application/json": {
+            "schema": refs[(op.response, "serialization")]}}
+    errors = set(op.errors)
+    if op.body is not None or op.query is not None:
+        errors.add(400)
+    if op.body is not None:
+        errors.add(413)
+    if op.access != "public":
+        errors.add(401)
+    if op.access == "admin":
+        errors.add(403)
+    responses = {str(op.status): success}
+    for status in sorted(errors):
+        responses[str(status)] = {
+            "description": _REASONS.get(status, "Error"),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return responses
 
 
 def _query_parameters(schemas: dict[str, Any], ref: dict[str, Any]) -> list[dict[str, Any]]:

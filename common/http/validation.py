@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import types
+import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,12 +50,14 @@ class Operation:
     description: str = ""
 
 
-def validation_details(exc: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:
+def validation_details(exc: pydantic.ValidationError, where: str = "body") -> list[dict[str, str]]:
+    """`[{"field": "contact.email", "message": ...}]`; an error about the whole input (a model
+    validator) names `where` as its field."""
     details = []
-    for error in exc.errors(include_url=False):
+    for error in exc.errors(include_url=False, include_input=False):
         path = ".".join(str(part) for part in error["loc"])
-        details.append({"field": (prefix + path) if path else (prefix.rstrip(".") or "body"),
-                        "message": error["msg"]})
+        details.append({"field": path or where,
+                        "message": error["msg"].removeprefix("Value error, ")})
     return details
 
 
@@ -64,7 +68,7 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
             {"field": "body", "message": "A JSON body is required"}])
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationFailed("The body must be a JSON object", details=[
@@ -76,14 +80,32 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    """A repeated parameter, or any parameter of a list field, is a list; others are strings
+    that pydantic converts (lax mode) to the declared types."""
+    lists = _list_fields(model)
     data: dict[str, Any] = {}
     for key in request.query:
         values = request.query.getall(key)
-        data[key] = values if len(values) > 1 else values[0]
+        data[key] = values if key in lists or len(values) > 1 else values[0]
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ValidationFailed(details=validation_details(exc)) from None
+        raise ValidationFailed(details=validation_details(exc, where="query")) from None
+
+
+@functools.cache
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        kinds = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+        if any(typing.get_origin(kind) in (list, tuple, set, frozenset) for kind in kinds):
+            names |= {name, info.alias or name}
+    return frozenset(names)
+
+
+def _is_union(annotation: object) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
 
 async def authorize(request: web.Request, access: Access) -> auth.Identity | None:
