@@ -1,6 +1,5 @@
 """The error types every service raises; one middleware renders them in the envelope of the API."""
 
-# ruff: noqa: N818 - the names are the HTTP statuses they stand for; an "Error" suffix adds nothing
 
 from __future__ import annotations
 
