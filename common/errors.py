@@ -1,6 +1,5 @@
 """The error types every service raises; one middleware renders them in the envelope of the API."""
 
-
 from __future__ import annotations
 
 from typing import Any
