@@ -10,10 +10,12 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from auth.keys import ensure_keys
 from ops import infra
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -61,6 +63,15 @@ def redis_prefix(run_id: str) -> Iterator[str]:
     prefix = f"tourbook:{run_id}:"
     yield prefix
     asyncio.run(infra.drop_redis_prefix(REDIS_URL, prefix))
+
+
+@pytest.fixture(scope="session")
+def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An Ed25519 signing key pair made for this run: (private, public) PEM files."""
+    folder = tmp_path_factory.mktemp("keys")
+    private, public = folder / "jwt-private.pem", folder / "jwt-public.pem"
+    ensure_keys(private, public)
+    return private, public
 
 
 @pytest.fixture(scope="session")

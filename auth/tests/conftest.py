@@ -14,19 +14,10 @@ from aiohttp.test_utils import TestClient
 from auth.app import create_app
 from auth.config import Config
 from auth.db import MIGRATIONS
-from auth.keys import ensure_keys
 from common.config import load_config
 from common.db import migrate
 
 PASSWORD = "Secret123"
-
-
-@pytest.fixture(scope="session")
-def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    private, public = folder / "jwt-private.pem", folder / "jwt-public.pem"
-    ensure_keys(private, public)
-    return private, public
 
 
 @pytest.fixture(scope="session")

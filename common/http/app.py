@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 import uvloop
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from common import auth
 from common.config import BaseConfig, ConfigError, load_config
@@ -25,12 +26,16 @@ log = structlog.get_logger("service")
 OPENAPI_INFO: web.AppKey[dict[str, Any]] = web.AppKey("openapi_info", dict)
 
 
-def service_app(config: BaseConfig, *, title: str, description: str = "") -> web.Application:
+def service_app(config: BaseConfig, *, title: str, description: str = "",
+                middlewares: Sequence[Middleware] = (),
+                openapi: Handler | None = None) -> web.Application:
     """An app with the shared middlewares and the `/health*`, `/metrics`, `/openapi.json` routes.
-    The service adds its routes, its cleanup contexts and its health checks."""
+    The service adds its routes, its cleanup contexts and its health checks; its own
+    `middlewares` run inside the shared ones, so their errors leave in the envelope. `openapi`
+    replaces the generated `/openapi.json` (the gateway serves every service's, merged)."""
     app = web.Application(
         middlewares=[middleware.request_context, middleware.metrics, middleware.errors,
-                     middleware.body_limit],
+                     middleware.body_limit, *middlewares],
         client_max_size=config.max_body_bytes,
     )
     app[METRICS] = HttpMetrics(config.service)
@@ -42,7 +47,7 @@ def service_app(config: BaseConfig, *, title: str, description: str = "") -> web
     app.router.add_get("/health/live", health.live_view)
     app.router.add_get("/health/ready", health.ready_view)
     app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/openapi.json", openapi_view)
+    app.router.add_get("/openapi.json", openapi or openapi_view)
     app.on_response_prepare.append(middleware.add_request_id)
     app.on_shutdown.append(_start_draining)
     return app

@@ -23,6 +23,8 @@ class Health:
     started: float = field(default_factory=time.monotonic)
     checks: dict[str, tuple[Check, bool]] = field(default_factory=dict)
     draining: bool = False
+    section: str = "checks"
+    """The key the checks are reported under: the gateway reports its upstreams as `services`."""
 
     def add(self, name: str, check: Check, *, critical: bool = True) -> None:
         """`critical` checks decide readiness; the others only make `/health` degraded."""
@@ -65,7 +67,7 @@ async def health_view(request: web.Request) -> web.Response:
         "service": health.service,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "uptime": round(time.monotonic() - health.started, 1),
-        "checks": checks,
+        health.section: checks,
     }
     return web.json_response(body, status=200 if ok else 503)
 

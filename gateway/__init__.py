@@ -1,0 +1,1 @@
+"""gateway: the single entry point: proxy, token check, rate limits, circuit breakers, CORS."""

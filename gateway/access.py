@@ -1,0 +1,64 @@
+"""Who may pass: public routes need no token, admin rules need an admin, everything else a valid
+access token. Paths are checked as sent; ambiguous spellings are refused before any rule runs."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from common import auth
+from common.errors import AppError, BadRequest
+from gateway.table import Rule, any_rule
+
+# Encoded slashes, backslashes and dots, and dot or empty segments, could make the gateway and an
+# upstream read one path two ways; no legitimate client needs them.
+_AMBIGUOUS = re.compile(r"%2f|%5c|%2e|\\|//|/\.\.?(/|$)", re.IGNORECASE)
+_FAILED = web.RequestKey("token_failure", AppError)
+
+
+class InvalidPath(BadRequest):
+    code, message = "INVALID_PATH", "The path is not in canonical form"
+
+
+def check_path(request: web.Request) -> None:
+    if _AMBIGUOUS.search(request.raw_path.split("?", 1)[0]):
+        raise InvalidPath()
+
+
+async def identify(request: web.Request) -> auth.Identity | None:
+    """The caller when it sent a valid token, else None; never raises (limits, optional auth)."""
+    if auth.IDENTITY_KEY in request:
+        return request[auth.IDENTITY_KEY]
+    if _FAILED in request or "Authorization" not in request.headers:
+        return None
+    try:
+        return await auth.authenticate(request)
+    except AppError as exc:
+        request[_FAILED] = exc
+        return None
+
+
+class Access:
+    def __init__(self, public: list[Rule], admin: list[Rule]) -> None:
+        self.public, self.admin = public, admin
+
+    async def enforce(self, request: web.Request) -> auth.Identity | None:
+        method = "GET" if request.method == "HEAD" else request.method
+        path = request.path
+        if any_rule(self.admin, method, path):
+            identity = await self._required(request)
+            auth.require_admin(identity)
+            return identity
+        if any_rule(self.public, method, path):
+            return await identify(request)
+        return await self._required(request)
+
+    @staticmethod
+    async def _required(request: web.Request) -> auth.Identity:
+        if _FAILED in request:
+            raise request[_FAILED]
+        return await auth.authenticate(request)
+
+
+ACCESS: web.AppKey[Access] = web.AppKey("access", Access)

@@ -1,0 +1,120 @@
+"""The gateway's tables, parsed from config: which upstream serves a path, which requests need
+no token or an admin, and which rate-limit policy applies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from common.resilience import Policy
+
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def prefix_matches(prefix: str, path: str) -> bool:
+    """On segment boundaries: `/api/tours` covers `/api/tours/x`, not `/api/toursx`."""
+    return prefix in ("/", path) or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _longest(items: Iterable[tuple[str, object]], path: str) -> object | None:
+    best = None
+    for prefix, item in items:
+        if prefix_matches(prefix, path) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, item)
+    return best[1] if best else None
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    service: str
+    timeout: float
+
+
+class RouteTable:
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], services: Iterable[str],
+              default_timeout: float) -> RouteTable:
+        known, routes = set(services), []
+        for line in lines:
+            prefix, sep, target = line.partition("=")
+            service, _, timeout = target.strip().partition(":")
+            prefix, service = prefix.strip(), service.strip()
+            if not sep or not prefix.startswith("/") or service not in known:
+                raise ValueError(f"route {line!r}: expected /prefix=service[:seconds] with a "
+                                 f"service among {', '.join(sorted(known))}")
+            try:
+                seconds = float(timeout) if timeout else default_timeout
+            except ValueError:
+                raise ValueError(f"route {line!r}: the timeout must be a number") from None
+            routes.append(Route(prefix.rstrip("/") or "/", service, seconds))
+        return cls(routes)
+
+    def match(self, path: str) -> Route | None:
+        route = _longest(((r.prefix, r) for r in self.routes), path)
+        return route if isinstance(route, Route) else None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`METHODS /pattern`: `*` is one path segment, `**` any number of them (none included)."""
+
+    methods: frozenset[str]
+    pattern: re.Pattern[str]
+    text: str
+
+    @classmethod
+    def parse(cls, line: str) -> Rule:
+        methods, _, pattern = line.strip().partition(" ")
+        wanted = frozenset(m.strip().upper() for m in methods.split(",") if m.strip())
+        pattern = pattern.strip()
+        if not wanted or not wanted <= METHODS or not pattern.startswith("/"):
+            raise ValueError(f"rule {line!r}: expected METHOD[,METHOD] /pattern")
+        regex = ""
+        for segment in pattern.strip("/").split("/") if pattern != "/" else []:
+            if segment == "**":
+                regex += "(?:/[^/]*)*"
+            elif segment == "*":
+                regex += "/[^/]+"
+            else:
+                regex += "/" + re.escape(segment)
+        return cls(wanted, re.compile((regex or "/") + "/?" + r"\Z"), line.strip())
+
+    def matches(self, method: str, path: str) -> bool:
+        return method in self.methods and self.pattern.match(path) is not None
+
+
+def any_rule(rules: Iterable[Rule], method: str, path: str) -> bool:
+    return any(rule.matches(method, path) for rule in rules)
+
+
+class Limits:
+    """Rate-limit policies by path prefix; the longest prefix wins."""
+
+    def __init__(self, policies: list[tuple[str, str, Policy]]) -> None:
+        self.policies = policies
+
+    @classmethod
+    def parse(cls, lines: Iterable[str]) -> Limits:
+        policies = []
+        for line in lines:
+            prefix, sep, spec = line.partition("=")
+            limit, slash, window = spec.partition("/")
+            try:
+                policy = Policy.per(int(limit), float(window))
+            except ValueError:
+                policy = None
+            prefix = prefix.strip().rstrip("/") or "/"
+            if not sep or not slash or policy is None or not prefix.startswith("/"):
+                raise ValueError(f"rate limit {line!r}: expected /prefix=limit/window_seconds")
+            name = "default" if prefix == "/" else prefix.strip("/").replace("/", ".")
+            policies.append((prefix, name, policy))
+        return cls(policies)
+
+    def match(self, path: str) -> tuple[str, Policy] | None:
+        found = _longest(((p, (name, policy)) for p, name, policy in self.policies), path)
+        return found if isinstance(found, tuple) else None

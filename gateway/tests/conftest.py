@@ -1,0 +1,235 @@
+"""The gateway under test: a real auth process, small local servers standing in for the other
+upstreams, and gateways built on demand (in-process on a real port, or as processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from auth.admin import ensure_admin
+from auth.config import Config as AuthConfig
+from auth.db import MIGRATIONS as AUTH_MIGRATIONS
+from common.config import load_config
+from common.db import migrate
+from gateway.app import create_app
+from gateway.config import Config
+
+PASSWORD = "Secret123"
+STAND_INS = ("catalog", "booking", "payments", "notify", "realtime")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - local test URL
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready within {timeout}s")
+
+
+@dataclass
+class StandIn:
+    """A small upstream: echoes what it received, and can be told to fail, stall or stream."""
+
+    name: str
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    stall: asyncio.Event = field(default_factory=asyncio.Event)
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/ws", self.websocket)
+        app.router.add_route("*", "/{tail:.*}", self.echo)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"} if self.status < 500 else {"status": "down"},
+                                 status=200 if self.status < 500 else 503)
+
+    async def echo(self, request: web.Request) -> web.StreamResponse:
+        digest, size = hashlib.sha256(), 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            size += len(chunk)
+        self.hits.append({"method": request.method, "path": request.path_qs,
+                          "headers": dict(request.headers)})
+        if "stall" in request.query:
+            await self.stall.wait()
+        if "bytes" in request.query:
+            return await self._stream(request, int(request.query["bytes"]))
+        body = {"service": self.name, "method": request.method, "path": request.path_qs,
+                "headers": dict(request.headers), "bodySha256": digest.hexdigest(),
+                "bodySize": size}
+        return web.json_response(body, status=self.status)
+
+    async def _stream(self, request: web.Request, total: int) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "application/octet-stream"
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        while total > 0:
+            await response.write(chunk[:total])
+            total -= len(chunk)
+        await response.write_eof()
+        return response
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.hits.append({"method": "WS", "path": request.path_qs,
+                          "headers": dict(request.headers)})
+        await ws.send_str(json.dumps({"type": "connection", "headers": dict(request.headers)}))
+        async for message in ws:
+            if message.type == WSMsgType.TEXT and message.data.startswith("close:"):
+                await ws.close(code=int(message.data.split(":")[1]))
+            elif message.type == WSMsgType.TEXT:
+                await ws.send_str("echo:" + message.data)
+            elif message.type == WSMsgType.BINARY:
+                await ws.send_bytes(message.data[::-1])
+        return ws
+
+
+@pytest.fixture
+async def stand_ins() -> AsyncIterator[dict[str, StandIn]]:
+    found = {}
+    for name in STAND_INS:
+        stand_in = StandIn(name)
+        stand_in.server = TestServer(stand_in.app())
+        await stand_in.server.start_server()
+        found[name] = stand_in
+    yield found
+    for stand_in in found.values():
+        stand_in.stall.set()
+        assert stand_in.server is not None
+        await stand_in.server.close()
+
+
+@pytest.fixture(scope="session")
+def auth_env(make_database: Callable[[str], str], key_files: tuple[Path, Path],
+             amqp_url: str, redis_prefix: str) -> dict[str, str]:
+    database = make_database("gateway_auth")
+    asyncio.run(migrate(database, AUTH_MIGRATIONS))
+    return {"APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_BCRYPT_ROUNDS": "4",
+            "AUTH_ACCESS_TOKEN_TTL": "3600", "JWT_PRIVATE_KEY_FILE": str(key_files[0]),
+            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json", "INTERNAL_TOKENS": "test-internal-token",
+            "AMQP_URL": amqp_url, "REDIS_PREFIX": redis_prefix}
+
+
+@pytest.fixture(scope="session")
+def auth_url(auth_env: dict[str, str]) -> Iterator[str]:
+    """A real auth process, for the whole run."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "auth"], cwd=ROOT,
+                               env={**os.environ, **auth_env, "AUTH_PORT": str(port)},
+                               stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ready(url + "/health/ready", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - local test URL
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+@pytest.fixture(scope="session")
+def customer(auth_url: str) -> dict[str, Any]:
+    """A registered customer: `user`, `accessToken`, `refreshToken`."""
+    return _post_json(auth_url + "/api/auth/register", {
+        "email": f"customer-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD,
+        "firstName": "Cora", "lastName": "Customer"})
+
+
+@pytest.fixture(scope="session")
+def admin(auth_url: str, auth_env: dict[str, str]) -> dict[str, Any]:
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+    asyncio.run(ensure_admin(load_config(AuthConfig, auth_env), email, PASSWORD))
+    return _post_json(auth_url + "/api/auth/login", {"email": email, "password": PASSWORD})
+
+
+def bearer(who: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {who['accessToken']}"}
+
+
+@pytest.fixture
+def gateway_env(auth_url: str, stand_ins: dict[str, StandIn], key_files: tuple[Path, Path],
+                redis_prefix: str) -> dict[str, str]:
+    """Environment of a gateway in front of auth and the stand-ins, with limits out of the way
+    and a Redis prefix of its own (so each test starts with full buckets)."""
+    env = {"APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
+           "AUTH_URL": auth_url, "JWT_PUBLIC_KEY_FILE": str(key_files[1]),
+           "REDIS_PREFIX": f"{redis_prefix}gw{uuid.uuid4().hex[:8]}:",
+           "GATEWAY_RATE_LIMITS": "/=100000/60", "INTERNAL_TOKENS": "test-internal-token"}
+    for name, stand_in in stand_ins.items():
+        env[f"{name.upper()}_URL"] = stand_in.url
+    return env
+
+
+MakeGateway = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def make_gateway(gateway_env: dict[str, str]) -> AsyncIterator[MakeGateway]:
+    """`await make_gateway(GATEWAY_RATE_LIMITS="/api/auth=10/900")`: an in-process gateway on a
+    real port, with the given settings on top of `gateway_env`."""
+    clients: list[TestClient] = []
+
+    async def make(**overrides: str) -> TestClient:
+        config = load_config(Config, {**gateway_env, **overrides})
+        client = TestClient(TestServer(create_app(config)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def gateway(make_gateway: MakeGateway) -> TestClient:
+    return await make_gateway()

@@ -1,0 +1,90 @@
+"""The gateway's own endpoints: circuit-breaker status, reset and health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Gauge
+
+from common.auth import Identity
+from common.errors import NotFound
+from common.http import Schema, endpoint, json_response
+from common.resilience import State
+from gateway.upstreams import UPSTREAMS, Upstream
+
+TAGS = ("gateway",)
+STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
+
+
+class BreakerStatus(Schema):
+    timestamp: str
+    circuit_breakers: dict[str, dict[str, Any]]
+    summary: dict[str, int]
+
+
+class BreakerReset(Schema):
+    service: str
+    state: str
+    timestamp: str
+
+
+class BreakerHealth(Schema):
+    status: str
+    open_circuits: list[str]
+    timestamp: str
+
+
+class UnknownService(NotFound):
+    code, message = "UNKNOWN_SERVICE", "No circuit breaker has this name"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@endpoint(summary="Every upstream's circuit breaker: state and rolling counters", access="admin",
+          response=BreakerStatus, tags=TAGS)
+async def breaker_status(request: web.Request, identity: Identity) -> web.Response:
+    upstreams = request.app[UPSTREAMS]
+    snapshots = {name: u.breaker.snapshot() for name, u in upstreams.items()}
+    states = [s["state"] for s in snapshots.values()]
+    return json_response(BreakerStatus(
+        timestamp=_now(), circuit_breakers=snapshots,
+        summary={"total": len(states), "open": states.count(State.OPEN.value),
+                 "halfOpen": states.count(State.HALF_OPEN.value),
+                 "closed": states.count(State.CLOSED.value)}))
+
+
+@endpoint(summary="Close one upstream's circuit breaker and clear its window", access="admin",
+          response=BreakerReset, errors=(404,), tags=TAGS)
+async def breaker_reset(request: web.Request, identity: Identity) -> web.Response:
+    upstreams = request.app[UPSTREAMS]
+    upstream = upstreams.get(request.match_info["service"])
+    if upstream is None:
+        raise UnknownService(details={"known": sorted(upstreams.keys())})
+    upstream.breaker.reset()
+    return json_response(BreakerReset(service=upstream.name, state=upstream.breaker.state.value,
+                                      timestamp=_now()))
+
+
+@endpoint(summary="200 when no circuit breaker is open, else 503", response=BreakerHealth,
+          errors=(503,), tags=TAGS)
+async def breaker_health(request: web.Request) -> web.Response:
+    open_circuits = sorted(n for n, u in request.app[UPSTREAMS].items()
+                           if u.breaker.state is State.OPEN)
+    body = BreakerHealth(status="degraded" if open_circuits else "healthy",
+                         open_circuits=open_circuits, timestamp=_now())
+    return json_response(body, status=503 if open_circuits else 200)
+
+
+def export_breaker_states(upstreams: dict[str, Upstream], gauge: Gauge) -> None:
+    """Keeps `gateway_circuit_breaker_state` (0 closed, 1 half-open, 2 open) current."""
+    for name, upstream in upstreams.items():
+        gauge.labels(upstream=name).set(STATE_VALUE[upstream.breaker.state])
+
+        def changed(old: State, new: State, name: str = name) -> None:
+            gauge.labels(upstream=name).set(STATE_VALUE[new])
+
+        upstream.breaker.on_state_change(changed)
