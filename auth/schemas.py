@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from common.http import Schema
 
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+# check_password_policy as a JSON Schema (ECMA 262) pattern; [\s\S] is any character, newlines too.
+_LOWER_UPPER_DIGIT = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])"
 
 
 def normalise_email(value: str) -> str:
@@ -38,11 +40,21 @@ def normalise_phone(value: str | None) -> str | None:
     return compact
 
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
+# The `json_schema_extra` below state in /openapi.json what the validators check, so that clients
+# (and generated tests) can tell a valid value; each is as strict as its validator or stricter.
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email),
+                  Field(json_schema_extra={"format": "email"})]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128),
-                     AfterValidator(check_password_policy)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Phone = Annotated[str | None, StringConstraints(max_length=32), AfterValidator(normalise_phone)]
+                     AfterValidator(check_password_policy),
+                     Field(json_schema_extra={"pattern": _LOWER_UPPER_DIGIT})]
+# Not blank once stripped (ECMA `\s` lacks U+0085, which the stripping removes too).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 Field(json_schema_extra={"pattern": r"[^\s\u0085]"})]
+Phone = Annotated[str | None, StringConstraints(max_length=32), AfterValidator(normalise_phone),
+                  Field(json_schema_extra={
+                      "pattern": _PHONE.pattern.replace(r"\d", "[0-9]"),
+                      "description": "International format; spaces, dots, dashes and "
+                                     "parentheses are removed first"})]
 
 
 class RegisterIn(Schema):
@@ -73,6 +85,8 @@ class NotificationPreferencesPatch(Schema):
 
 
 class ProfilePatch(Schema):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})  # what _not_empty checks
+
     first_name: Name | None = None
     last_name: Name | None = None
     phone: Phone = None

@@ -8,12 +8,13 @@ import re
 from aiohttp import web
 
 from common import auth
-from common.errors import AppError, BadRequest
-from gateway.table import Rule, any_rule
+from common.errors import AppError, BadRequest, NotFound
+from gateway.table import METHODS, Rule, any_rule
 
-# Encoded slashes, backslashes and dots, and dot or empty segments, could make the gateway and an
-# upstream read one path two ways; no legitimate client needs them.
-_AMBIGUOUS = re.compile(r"%2f|%5c|%2e|\\|//|/\.\.?(/|$)", re.IGNORECASE)
+# Encoded slashes, backslashes and dots, dot or empty segments (`/..;/` too, a dot segment to
+# servers that strip path parameters), and fragments could make the gateway and an upstream read
+# one path two ways; no legitimate client needs them.
+_AMBIGUOUS = re.compile(r"%2f|%5c|%2e|\\|//|/\.\.?(;[^/]*)?(/|$)|#", re.IGNORECASE)
 _FAILED = web.RequestKey("token_failure", AppError)
 
 
@@ -21,9 +22,21 @@ class InvalidPath(BadRequest):
     code, message = "INVALID_PATH", "The path is not in canonical form"
 
 
-def check_path(request: web.Request) -> None:
+class MethodNotAllowed(AppError):
+    status, code, message = 405, "METHOD_NOT_ALLOWED", "This method is not allowed on this path"
+
+
+def check_request_line(request: web.Request) -> None:
+    """Refuses what the rules cannot reason about: an ambiguous path, a method they do not name
+    (TRACE would echo the token back; an unknown verb may still mean a write upstream), and the
+    services' `/internal` paths, which the gateway never routes."""
     if _AMBIGUOUS.search(request.raw_path.split("?", 1)[0]):
         raise InvalidPath()
+    if request.method not in METHODS:
+        raise MethodNotAllowed(headers={"Allow": ", ".join(sorted(METHODS))})
+    path = request.path.lower()
+    if path == "/internal" or path.startswith("/internal/"):
+        raise NotFound("No route matches this path")
 
 
 async def identify(request: web.Request) -> auth.Identity | None:
@@ -44,6 +57,7 @@ class Access:
         self.public, self.admin = public, admin
 
     async def enforce(self, request: web.Request) -> auth.Identity | None:
+        # HEAD reads what GET reads; it is never a way around a rule on GET.
         method = "GET" if request.method == "HEAD" else request.method
         path = request.path
         if any_rule(self.admin, method, path):

@@ -13,12 +13,12 @@ from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH, Health
 from common.http.metrics import METRICS
 from common.http.middleware import MAX_BODY_BYTES
-from gateway import cors, limits
+from gateway import cors, docs, limits, websocket
 from gateway.access import ACCESS, Access
 from gateway.config import Config
 from gateway.proxy import ROUTES
 from gateway.routes import setup_routes
-from gateway.table import RouteTable, Rule
+from gateway.table import Limits, RouteTable, Rule
 from gateway.upstreams import UPSTREAMS, Upstream, upstreams_ctx
 from gateway.views import export_breaker_states
 
@@ -26,22 +26,25 @@ from gateway.views import export_breaker_states
 def create_app(config: Config) -> web.Application:
     app = service_app(config, title="tourbook gateway",
                       description="The single entry point of tourbook.",
-                      middlewares=[limits.client_address, cors.preflight, limits.rate_limit])
+                      middlewares=[limits.client_address, cors.preflight, limits.rate_limit],
+                      openapi=docs.openapi_view)
+    public = [Rule.parse(r) for r in config.public_routes]
     app[MAX_BODY_BYTES] = config.max_upload_bytes
     app[HEALTH] = Health(config.service, timeout=config.health_timeout, section="services")
     app[ROUTES] = RouteTable.parse(config.routes, config.upstream_urls(), config.default_timeout)
-    app[ACCESS] = Access([Rule.parse(r) for r in config.public_routes],
-                         [Rule.parse(r) for r in config.admin_routes])
+    app[ACCESS] = Access(public, [Rule.parse(r) for r in config.admin_routes])
     app[cors.ORIGINS] = frozenset(config.cors_origins)
     app[limits.TRUSTED] = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
     app.cleanup_ctx.extend([verifier_ctx(config), upstreams_ctx(config),
-                            limits.limiter_ctx(config), _observe_ctx(config)])
-    app.on_response_prepare.append(cors.add_headers)
+                            limits.limiter_ctx(config, Limits.parse(config.rate_limits), public),
+                            _observe_ctx()])
+    app.on_response_prepare.extend([cors.add_headers, limits.add_headers])
+    websocket.setup(app)
     setup_routes(app)
     return app
 
 
-def _observe_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+def _observe_ctx() -> Callable[[web.Application], AsyncIterator[None]]:
     """Each upstream's `/health` in the gateway's, and breaker states as a metric."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -63,5 +66,3 @@ def _health_check(upstream: Upstream) -> Callable[[], Awaitable[None]]:
                 raise RuntimeError(f"HTTP {resp.status}")
 
     return check
-
-

@@ -3,11 +3,35 @@ breaker options, CORS. Tables are short text lists so operators can change them 
 
 from __future__ import annotations
 
-from typing import ClassVar
+import ipaddress
+import math
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from common.config import BaseConfig, CsvList
+from gateway.table import Limits, RouteTable, Rule
+
+SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime")
+
+
+def _split_rules(value: Any) -> Any:
+    """`POST,PUT /api/tours/**,GET /ws` → two rules: a comma separates rules, and the methods of
+    one rule too, so a piece without a path belongs to the rule that follows."""
+    if not isinstance(value, str):
+        return value
+    rules, methods = [], []
+    for piece in (p.strip() for p in value.split(",")):
+        if not piece:
+            continue
+        methods.append(piece)
+        if "/" in piece:
+            rules.append(",".join(methods))
+            methods = []
+    return [*rules, *methods]  # leftover methods without a path fail validation, by name
+
+
+RuleList = Annotated[tuple[str, ...], BeforeValidator(_split_rules)]
 
 DEFAULT_ROUTES = (
     "/api/auth=auth", "/api/tours=catalog", "/api/categories=catalog",
@@ -45,32 +69,83 @@ class Config(BaseConfig):
     routes: CsvList = Field(DEFAULT_ROUTES, description=(
         "prefix=service[:timeout seconds], longest prefix wins; paths pass unchanged"))
     default_timeout: float = Field(5.0, gt=0, description="Upstream timeout when a route sets none")
-    public_routes: CsvList = Field(DEFAULT_PUBLIC, description=(
+    public_routes: RuleList = Field(DEFAULT_PUBLIC, description=(
         "METHODS /pattern reachable without a token; * is one segment, ** any rest"))
-    admin_routes: CsvList = Field(DEFAULT_ADMIN, description="METHODS /pattern for admins only")
+    admin_routes: RuleList = Field(DEFAULT_ADMIN, description="METHODS /pattern for admins only")
     rate_limits: CsvList = Field(DEFAULT_RATE_LIMITS, description=(
-        "prefix=limit/window seconds, per client IP and per user; longest prefix wins"))
+        "prefix=limit/window seconds, longest prefix wins; per user on routes that need a "
+        "token, else per client IP"))
+    rate_limit_timeout: float = Field(0.25, gt=0, description=(
+        "Seconds a rate-limit decision waits for Redis; past it the local bucket decides"))
     rate_limit_exempt: CsvList = Field(("/health", "/metrics"), description=(
         "prefixes never rate limited (probes and scrapes)"))
     user_limit_exempt: CsvList = Field(("/webhooks",), description=(
-        "prefixes limited per client IP only, never per user"))
+        "prefixes limited per client IP even when a token comes with the request"))
     trusted_proxies: CsvList = Field((), description=(
         "CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed"))
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024, description=(
         "Largest request body streamed to an upstream"))
 
-    breaker_error_threshold: float = Field(50, gt=0, le=100)
-    breaker_volume_threshold: int = Field(10, ge=1)
+    breaker_error_threshold: float = Field(50, gt=0, le=100, description=(
+        "A breaker opens when failures are at least this percentage of the window's calls..."))
+    breaker_volume_threshold: int = Field(10, ge=1, description=(
+        "...and the window holds at least this many calls"))
     breaker_window: float = Field(10.0, gt=0, description="Rolling window (seconds)")
     breaker_reset_timeout: float = Field(30.0, gt=0, description="Open → half-open (seconds)")
     stale_cache_entries: int = Field(1000, ge=0, description="Catalog GET responses kept as "
                                      "fallback while catalog is unavailable")
-    stale_cache_max_bytes: int = Field(256 * 1024, ge=0)
+    stale_cache_max_bytes: int = Field(256 * 1024, ge=0, description=(
+        "Larger catalog responses are not kept"))
 
-    health_timeout: float = Field(3.0, gt=0)
+    health_timeout: float = Field(3.0, gt=0, description=(
+        "Seconds each service gets to answer the gateway's /health"))
     cors_origins: CsvList = Field(
         ("http://localhost:8080", "http://127.0.0.1:8080", "http://localhost:5173"),
         description="Origins allowed to call the API from a browser")
+
+    # The tables are parsed here as well as in create_app, so that a bad one stops the process at
+    # start with the variable's name (exit 2) instead of failing inside the app.
+    @field_validator("routes")
+    @classmethod
+    def _valid_routes(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
+        RouteTable.parse(lines, SERVICES, default_timeout=1.0)
+        return lines
+
+    @field_validator("public_routes", "admin_routes")
+    @classmethod
+    def _valid_rules(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
+        for line in lines:
+            Rule.parse(line)
+        return lines
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _valid_limits(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
+        for line in lines:
+            window = line.partition("=")[2].partition("/")[2]
+            try:
+                seconds = float(window)
+            except ValueError:
+                seconds = math.nan  # Limits.parse names the line below
+            if not 0 < seconds < math.inf:
+                raise ValueError(f"rate limit {line!r}: the window must be a positive number")
+        Limits.parse(lines)
+        return lines
+
+    @field_validator("rate_limit_exempt", "user_limit_exempt")
+    @classmethod
+    def _valid_prefixes(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in prefixes:
+            if not prefix.startswith("/"):
+                raise ValueError(f"{prefix!r}: a path prefix starts with /")
+        return prefixes
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)  # its ValueError names the value
+        return networks
 
     def upstream_urls(self) -> dict[str, str]:
         return {"auth": self.auth_url, "catalog": self.catalog_url, "booking": self.booking_url,

@@ -8,7 +8,7 @@ from aiohttp.typedefs import Handler
 
 from common.errors import Forbidden
 
-ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ALLOWED_HEADERS = frozenset({"authorization", "content-type", "idempotency-key", "x-request-id",
                              "accept", "accept-language", "if-none-match", "x-requested-with"})
 EXPOSED_HEADERS = ("X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
@@ -37,15 +37,19 @@ async def preflight(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     if request.headers.get("Origin") not in request.app[ORIGINS]:
         raise OriginNotAllowed()
+    method = request.headers["Access-Control-Request-Method"].strip()
+    if method not in ALLOWED_METHODS:
+        raise OriginNotAllowed(f"This method may not be used: {method}")
     asked = [h.strip().lower() for h in
              request.headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()]
     refused = [h for h in asked if h not in ALLOWED_HEADERS]
     if refused:
         raise OriginNotAllowed(f"These headers may not be sent: {', '.join(refused)}")
     return web.Response(status=204, headers={
-        "Access-Control-Allow-Methods": ALLOWED_METHODS,
+        "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),
         "Access-Control-Allow-Headers": ", ".join(asked) or "content-type",
         "Access-Control-Max-Age": "600",
+        "Vary": "Access-Control-Request-Method, Access-Control-Request-Headers",
     })
 
 
@@ -59,4 +63,6 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    response.headers.add("Vary", "Origin")
+    varies = {v.strip().lower() for h in response.headers.getall("Vary", []) for v in h.split(",")}
+    if "origin" not in varies and "*" not in varies:
+        response.headers.add("Vary", "Origin")

@@ -1,5 +1,5 @@
-"""Rate limits: a token bucket per client IP and per user, a policy per path prefix, shared by
-every gateway replica through Redis (a local bucket stands in while Redis is unreachable)."""
+"""Rate limits: a token bucket per client (its user, or else its IP address) and policy, shared by
+every gateway replica through Redis, with a local bucket standing in while Redis is unreachable."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from common.errors import AppError
+from common.http.health import HEALTH
 from common.http.metrics import METRICS
 from common.resilience import (
     Decision,
@@ -22,7 +23,7 @@ from common.resilience import (
 from gateway.access import identify
 from gateway.config import Config
 from gateway.proxy import CLIENT_IP
-from gateway.table import Limits, prefix_matches
+from gateway.table import Limits, Rule, any_rule, prefix_matches
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,65 +33,98 @@ class RateLimited(AppError):
 
 
 class Limiter:
-    def __init__(self, limiter: RateLimiter, limits: Limits, config: Config,
+    """Who pays for a request, and whether their bucket for its policy still has a token.
+
+    A route that needs a token is charged to the caller's user, so people behind one address (an
+    office, a mobile carrier) do not share a budget, and one user cannot escape theirs by changing
+    address. Everything else is charged to the client's IP address: public routes (a token there
+    must not buy a login brute-forcer a fresh bucket), requests without a valid token, and the
+    prefixes in `user_exempt` (the Stripe webhook)."""
+
+    def __init__(self, limiter: RateLimiter, limits: Limits, public: list[Rule], config: Config,
                  rejected: Counter) -> None:
-        self.limiter, self.limits, self.rejected = limiter, limits, rejected
+        self.limiter, self.limits, self.public, self.rejected = limiter, limits, public, rejected
         self.exempt, self.user_exempt = config.rate_limit_exempt, config.user_limit_exempt
 
+    async def client(self, request: web.Request) -> tuple[str, str]:
+        """("user", id) or ("ip", address)."""
+        path = request.path
+        method = "GET" if request.method == "HEAD" else request.method
+        if (not any(prefix_matches(p, path) for p in self.user_exempt)
+                and not any_rule(self.public, method, path)):
+            identity = await identify(request)
+            if identity is not None:
+                return "user", identity.user_id
+        return "ip", request[CLIENT_IP]
+
     async def check(self, request: web.Request) -> Decision | None:
-        """The tightest decision that applies, or None when the path is not limited."""
+        """The decision for this request, or None when its path is not limited."""
         path = request.path
         matched = self.limits.match(path)
         if matched is None or any(prefix_matches(p, path) for p in self.exempt):
             return None
         name, policy = matched
-        decisions = [await self.limiter.take(f"{name}:ip:{request[CLIENT_IP]}", policy)]
-        if decisions[0].allowed and not any(prefix_matches(p, path) for p in self.user_exempt):
-            identity = await identify(request)
-            if identity is not None:
-                decisions.append(await self.limiter.take(f"{name}:user:{identity.user_id}", policy))
-        denied = [d for d in decisions if not d.allowed]
-        if denied:
-            self.rejected.labels(policy=name, scope="ip" if len(decisions) == 1 else "user").inc()
-            return denied[0]
-        return min(decisions, key=lambda d: d.remaining)
+        scope, client = await self.client(request)
+        decision = await self.limiter.take(f"{name}:{scope}:{client}", policy)
+        if not decision.allowed:
+            self.rejected.labels(policy=name, scope=scope).inc()
+        return decision
 
 
 LIMITER: web.AppKey[Limiter] = web.AppKey("limiter", Limiter)
+DECISION: web.RequestKey[Decision] = web.RequestKey("rate_limit_decision", Decision)
 
 
 @web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     decision = await request.app[LIMITER].check(request)
-    if decision is None:
-        return await handler(request)
-    if not decision.allowed:
-        raise RateLimited(headers=decision.headers())
-    try:
-        response = await handler(request)
-    except AppError as exc:
-        exc.headers = {**decision.headers(), **exc.headers}
-        raise
-    if not response.prepared:
+    if decision is not None:
+        request[DECISION] = decision
+        if not decision.allowed:
+            raise RateLimited(headers=decision.headers())
+    return await handler(request)
+
+
+async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: `RateLimit-*` on every limited response, including the proxy's, which
+    are prepared (and their headers sent) before the middleware sees them."""
+    decision = request.get(DECISION)
+    if decision is not None:
         response.headers.update(decision.headers())
-    return response
 
 
 Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def client_ip(request: web.Request, trusted: Networks) -> str:
-    """The peer address, or, when the peer is a trusted proxy, the last untrusted address it saw."""
+    """The peer's address; when the peer is a trusted proxy, the nearest address in
+    `X-Forwarded-For` that is not one (each proxy appends the address it saw, so what lies to the
+    left of the first untrusted hop is the client's say-so)."""
     peer = request.remote or "unknown"
+    nearest = _address(peer)
+    if nearest is None:
+        return peer
+    if not any(nearest in net for net in trusted):
+        return str(nearest)
     chain = [a.strip() for v in request.headers.getall("X-Forwarded-For", []) for a in v.split(",")]
-    for address in reversed([*chain, peer]):
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return address if address == peer else peer
-        if not any(ip in net for net in trusted):
-            return address
-    return peer
+    for text in reversed(chain):
+        address = _address(text)
+        if address is None:
+            break  # not an address: believe nothing further left
+        nearest = address
+        if not any(address in net for net in trusted):
+            break
+    return str(nearest)
 
 
 @web.middleware
@@ -102,7 +136,8 @@ async def client_address(request: web.Request, handler: Handler) -> web.StreamRe
 TRUSTED: web.AppKey[Networks] = web.AppKey("trusted", list)
 
 
-def limiter_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+def limiter_ctx(config: Config, limits: Limits,
+                public: list[Rule]) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         registry = app[METRICS].registry
         fallbacks = Counter("gateway_rate_limit_fallback_total",
@@ -110,11 +145,17 @@ def limiter_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[Non
                             registry=registry)
         rejected = Counter("gateway_rate_limit_rejections_total", "Requests refused with 429",
                            ["policy", "scope"], registry=registry)
-        client = limiter_client(config.redis_url)
+        client = limiter_client(config.redis_url, timeout=config.rate_limit_timeout)
         limiter = FallbackLimiter(
-            RedisTokenBucketLimiter(client, prefix=f"{config.redis_prefix}ratelimit:"),
+            RedisTokenBucketLimiter(client, prefix=f"{config.redis_prefix}ratelimit:",
+                                    timeout=config.rate_limit_timeout),
             LocalTokenBucketLimiter(), counter=fallbacks)
-        app[LIMITER] = Limiter(limiter, Limits.parse(config.rate_limits), config, rejected)
+        app[LIMITER] = Limiter(limiter, limits, public, config, rejected)
+        # Not critical: without Redis the gateway limits per replica and keeps serving.
+        async def ping() -> None:
+            await client.ping()
+
+        app[HEALTH].add("redis", ping, critical=False)
         yield
         await client.aclose()
 

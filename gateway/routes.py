@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from gateway import views
+from gateway import docs, views
 from gateway.proxy import proxy_view
 
 
@@ -10,5 +10,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/circuit-breaker/status", views.breaker_status)
     app.router.add_post("/circuit-breaker/reset/{service}", views.breaker_reset)
     app.router.add_get("/circuit-breaker/health", views.breaker_health)
+    docs.setup(app)
     # Last: any path the gateway does not answer itself goes through the route table.
     app.router.add_route("*", "/{tail:.*}", proxy_view)

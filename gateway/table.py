@@ -3,6 +3,7 @@ no token or an admin, and which rate-limit policy applies."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ class RouteTable:
     @classmethod
     def parse(cls, lines: Iterable[str], services: Iterable[str],
               default_timeout: float) -> RouteTable:
-        known, routes = set(services), []
+        known = set(services)
+        routes: list[Route] = []
         for line in lines:
             prefix, sep, target = line.partition("=")
             service, _, timeout = target.strip().partition(":")
@@ -50,8 +52,14 @@ class RouteTable:
             try:
                 seconds = float(timeout) if timeout else default_timeout
             except ValueError:
-                raise ValueError(f"route {line!r}: the timeout must be a number") from None
-            routes.append(Route(prefix.rstrip("/") or "/", service, seconds))
+                seconds = math.nan
+            if not 0 < seconds < math.inf:
+                raise ValueError(f"route {line!r}: the timeout must be a positive number")
+            prefix = prefix.rstrip("/") or "/"
+            if any(r.prefix == prefix for r in routes):
+                # Only one of the two could ever match: a silent shadow is an operator's surprise.
+                raise ValueError(f"route {line!r}: {prefix} is routed twice")
+            routes.append(Route(prefix, service, seconds))
         return cls(routes)
 
     def match(self, path: str) -> Route | None:

@@ -11,14 +11,23 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from common.errors import AppError
 from common.resilience import BreakerOptions, CircuitBreaker
 from gateway.config import Config
 
 
 def counts_as_failure(exc: BaseException) -> bool:
-    """Only the upstream's faults open a breaker: connection errors and timeouts, not a client
-    that went away or sent too much."""
-    return isinstance(exc, aiohttp.ClientError | TimeoutError)
+    """Only the upstream's faults open a breaker: connection errors and timeouts. A request body
+    that failed on the client's side (too large, too slow, the client gone: the proxy's errors)
+    can surface as a `ClientError` caused by that error; it is not the upstream's fault."""
+    if not isinstance(exc, aiohttp.ClientError | TimeoutError):
+        return False
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, AppError):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 def is_server_error(response: object) -> bool:

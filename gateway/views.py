@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from prometheus_client import Gauge
 from common.auth import Identity
 from common.errors import NotFound
 from common.http import Schema, endpoint, json_response
-from common.resilience import State
+from common.resilience import CircuitBreaker, State
 from gateway.upstreams import UPSTREAMS, Upstream
 
 TAGS = ("gateway",)
@@ -80,11 +81,11 @@ async def breaker_health(request: web.Request) -> web.Response:
 
 
 def export_breaker_states(upstreams: dict[str, Upstream], gauge: Gauge) -> None:
-    """Keeps `gateway_circuit_breaker_state` (0 closed, 1 half-open, 2 open) current."""
+    """`gateway_circuit_breaker_state` (0 closed, 1 half-open, 2 open), read at each scrape: an
+    open breaker turns half-open lazily, when its state is read, so no event would report that."""
     for name, upstream in upstreams.items():
-        gauge.labels(upstream=name).set(STATE_VALUE[upstream.breaker.state])
+        gauge.labels(upstream=name).set_function(_state_of(upstream.breaker))
 
-        def changed(old: State, new: State, name: str = name) -> None:
-            gauge.labels(upstream=name).set(STATE_VALUE[new])
 
-        upstream.breaker.on_state_change(changed)
+def _state_of(breaker: CircuitBreaker) -> Callable[[], float]:
+    return lambda: STATE_VALUE[breaker.state]

@@ -1,5 +1,5 @@
 """`/ws` relayed to realtime frame by frame, both ways; a close on either side closes the other
-with the same code."""
+with the same code and reason."""
 
 from __future__ import annotations
 
@@ -7,67 +7,157 @@ import asyncio
 
 import aiohttp
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from yarl import URL
 
-from common.auth import Identity
-from common.errors import Unavailable
-from common.http.middleware import REQUEST_ID_KEY
+from common.errors import AppError, BadRequest, Unavailable
+from gateway import cors
 from gateway.upstreams import Upstream
 
 log = structlog.get_logger(__name__)
-FORWARDED_HEADERS = ("Origin", "Authorization", "Sec-WebSocket-Protocol", "User-Agent")
+# Only what realtime needs; the rest of the handshake (key, version, extensions) is negotiated
+# separately on each leg.
+FORWARDED_HEADERS = ("Origin", "Authorization", "User-Agent", "Accept-Language")
 # Reserved codes that describe a missing close frame; they cannot be sent in one.
-_CLOSE_CODES_NOT_SENDABLE = {1005, 1006, 1015}
+_NO_CLOSE_FRAME = {WSCloseCode.ABNORMAL_CLOSURE, 1015}
+_NO_STATUS = 1005
+
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets", set)
 
 
-async def relay(request: web.Request, upstream: Upstream,
-                identity: Identity | None) -> web.WebSocketResponse:
-    headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-    headers["X-Request-ID"] = request[REQUEST_ID_KEY]
-    headers["X-Forwarded-For"] = request.remote or ""
-    if identity is not None:
-        headers.update({"X-User-Id": identity.user_id, "X-User-Email": identity.email,
-                        "X-User-Role": identity.role})
-    url = URL(upstream.url.replace("http", "ws", 1) + request.raw_path, encoded=True)
+def setup(app: web.Application) -> None:
+    """Tracks the relayed WebSockets so that a gateway shutting down closes them at once with
+    GOING_AWAY (both legs), rather than leaving them to the shutdown timeout. Idempotent."""
+    if SOCKETS not in app:
+        sockets: set[web.WebSocketResponse] = set()
+        app[SOCKETS] = sockets
+        app.on_shutdown.append(_close_all)
+
+
+async def _close_all(app: web.Application) -> None:
+    sockets = app[SOCKETS]
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")
+                           for ws in list(sockets)), return_exceptions=True)
+
+
+class NotAWebSocket(BadRequest):
+    code, message = "WEBSOCKET_HANDSHAKE_INVALID", "This is not a valid WebSocket handshake"
+
+
+class WebSocketRefused(AppError):
+    code, message = "WEBSOCKET_REFUSED", "The realtime service refused this WebSocket"
+
+
+class WebSocketTimeout(AppError):
+    status, code, message = 504, "GATEWAY_TIMEOUT", "The realtime service did not answer in time"
+
+
+async def relay(request: web.Request, upstream: Upstream, headers: dict[str, str],
+                handshake_timeout: float) -> web.WebSocketResponse:
+    """`headers` are the gateway's own (forwarding, request id, identity)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in request.app[cors.ORIGINS]:
+        # Browsers apply no CORS to WebSockets: the Origin check is the only guard.
+        raise cors.OriginNotAllowed()
+    client = web.WebSocketResponse(autoping=False, autoclose=False)
+    if not client.can_prepare(request).ok:
+        raise NotAWebSocket()
+    protocols = [p.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", [])
+                 for p in v.split(",") if p.strip()]
+    backend = await _connect(request, upstream, headers, protocols, handshake_timeout)
     try:
-        backend = await upstream.session.ws_connect(url, headers=headers, autoping=False,
-                                                    timeout=aiohttp.ClientWSTimeout(ws_close=5))
-    except (aiohttp.ClientError, OSError) as exc:
-        log.warning("websocket_upstream_unreachable", error=str(exc))
-        raise Unavailable(f"{upstream.name} is unavailable") from exc
-    client = web.WebSocketResponse(autoping=False, protocols=(backend.protocol,)
-                                   if backend.protocol else ())
-    await client.prepare(request)
-    pumps = [asyncio.create_task(_pump(client, backend)),
-             asyncio.create_task(_pump(backend, client))]
+        client = web.WebSocketResponse(autoping=False, autoclose=False,
+                                       protocols=(backend.protocol,) if backend.protocol else ())
+        await client.prepare(request)
+    except BaseException:
+        await backend.close(code=WSCloseCode.GOING_AWAY)
+        raise
+    sockets = request.app[SOCKETS]
+    sockets.add(client)
     try:
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        await _relay(client, backend)
     finally:
-        for task in pumps:
-            task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
-        # Whichever side closed first decides the code the other side gets.
-        first = backend if backend.closed else client
-        code = first.close_code or 1000
-        if code in _CLOSE_CODES_NOT_SENDABLE:
-            code = 1011  # the other side vanished without a close frame
-        for side in (client, backend):
-            if not side.closed:
-                await side.close(code=code)
+        sockets.discard(client)
     return client
 
 
-async def _pump(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
-    async for message in source:
-        if message.type == WSMsgType.TEXT:
+async def _connect(request: web.Request, upstream: Upstream, headers: dict[str, str],
+                   protocols: list[str], seconds: float) -> aiohttp.ClientWebSocketResponse:
+    sent = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+    sent.update(headers)
+    url = URL(upstream.url.replace("http", "ws", 1) + request.raw_path, encoded=True)
+    try:
+        async with asyncio.timeout(seconds):
+            return await upstream.session.ws_connect(
+                url, headers=sent, protocols=protocols, autoping=False, autoclose=False,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=seconds))
+    except TimeoutError as exc:
+        raise WebSocketTimeout(f"{upstream.name} did not accept within {seconds:g}s") from exc
+    except aiohttp.WSServerHandshakeError as exc:
+        if 400 <= exc.status < 500:
+            # Realtime's own refusal (a bad origin, a bad token) is the client's to see.
+            refused = WebSocketRefused(details={"upstreamStatus": exc.status})
+            refused.status = exc.status
+            raise refused from exc
+        raise Unavailable(f"{upstream.name} is unavailable") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("websocket_upstream_unreachable", upstream=upstream.name, error=str(exc))
+        raise Unavailable(f"{upstream.name} is unavailable") from exc
+
+
+async def _relay(client: web.WebSocketResponse, backend: aiohttp.ClientWebSocketResponse) -> None:
+    """Until either side closes or vanishes; then the other side is closed with its code."""
+    upward = asyncio.create_task(_pump(client, backend))
+    downward = asyncio.create_task(_pump(backend, client))
+    # A relay cancelled from outside (shutdown, the client's connection dropping) is going away.
+    closing: list[tuple[Socket, int, str]] = [(backend, WSCloseCode.GOING_AWAY, ""),
+                                              (client, WSCloseCode.GOING_AWAY, "")]
+    try:
+        done, _ = await asyncio.wait((upward, downward), return_when=asyncio.FIRST_COMPLETED)
+        task = downward if downward in done else upward
+        source, sink = (backend, client) if task is downward else (client, backend)
+        if task.exception() is None:
+            first, message = source, task.result()
+        else:  # forwarding failed: the sink is the one that went away
+            first, message = sink, None
+        other = client if first is backend else backend
+        code, reason = _close_for(message, vanished=(
+            WSCloseCode.INTERNAL_ERROR if first is backend else WSCloseCode.GOING_AWAY))
+        # The other side learns first; then the first side's closing handshake is completed.
+        closing = [(other, code, reason), (first, code, reason)]
+    finally:
+        for pump in (upward, downward):
+            pump.cancel()
+        await asyncio.gather(upward, downward, return_exceptions=True)
+        for side, code, reason in closing:
+            if not side.closed:
+                await side.close(code=code, message=reason.encode())
+
+
+def _close_for(message: WSMessage | None, *, vanished: int) -> tuple[int, str]:
+    """The code and reason to pass on: what the closing side sent, when it sent a close frame."""
+    if message is None or message.type is not WSMsgType.CLOSE:
+        return vanished, ""
+    code = int(message.data) if message.data else _NO_STATUS
+    if code == _NO_STATUS:
+        return WSCloseCode.OK, ""
+    if code in _NO_CLOSE_FRAME:
+        return vanished, ""
+    return code, str(message.extra or "")
+
+
+async def _pump(source: Socket, sink: Socket) -> WSMessage:
+    """Forwards frames until `source` stops sending them; returns the message that ended it."""
+    while True:
+        message = await source.receive()
+        if message.type is WSMsgType.TEXT:
             await sink.send_str(message.data)
-        elif message.type == WSMsgType.BINARY:
+        elif message.type is WSMsgType.BINARY:
             await sink.send_bytes(message.data)
-        elif message.type == WSMsgType.PING:
+        elif message.type is WSMsgType.PING:
             await sink.ping(message.data)
-        elif message.type == WSMsgType.PONG:
+        elif message.type is WSMsgType.PONG:
             await sink.pong(message.data)
         else:
-            break
+            return message

@@ -70,9 +70,12 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         data = json.loads(raw)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson("The body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationFailed("The body must be a JSON object", details=[
             {"field": "body", "message": "Input should be an object"}])
+    _refuse_nul(data, "body")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -87,10 +90,35 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     for key in request.query:
         values = request.query.getall(key)
         data[key] = values if key in lists or len(values) > 1 else values[0]
+    _refuse_nul(data, "query")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(details=validation_details(exc, where="query")) from None
+
+
+def _refuse_nul(data: dict[str, Any], where: str) -> None:
+    """PostgreSQL cannot store U+0000 in text, and no field of this API needs it: a string that
+    holds it is a 400 here rather than a 500 from the database later."""
+    found: list[str] = []
+    todo: list[tuple[str, Any]] = [("", data)]
+    while todo:  # a loop, not recursion: the nesting depth is the client's to choose
+        path, value = todo.pop()
+        if isinstance(value, str) and "\x00" in value:
+            found.append(path or where)
+        elif isinstance(value, list):
+            todo.extend((_join(path, i), item) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                todo.extend([(path, key), (_join(path, key), item)])
+    if found:
+        raise ValidationFailed(details=[
+            {"field": field, "message": "must not contain the NUL character (U+0000)"}
+            for field in sorted(set(found))])
+
+
+def _join(path: str, part: object) -> str:
+    return f"{path}.{part}" if path else str(part)
 
 
 @functools.cache

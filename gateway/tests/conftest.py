@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
+from prometheus_client.parser import text_string_to_metric_families
 
 from auth.admin import ensure_admin
 from auth.config import Config as AuthConfig
@@ -65,6 +67,8 @@ class StandIn:
     status: int = 200
     stall: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
+    ws_closes: list[int | None] = field(default_factory=list)
+    """The close code of each ended `/ws` connection, as this stand-in saw it."""
 
     @property
     def url(self) -> str:
@@ -122,6 +126,7 @@ class StandIn:
                 await ws.send_str("echo:" + message.data)
             elif message.type == WSMsgType.BINARY:
                 await ws.send_bytes(message.data[::-1])
+        self.ws_closes.append(ws.close_code)
         return ws
 
 
@@ -233,3 +238,113 @@ async def make_gateway(gateway_env: dict[str, str]) -> AsyncIterator[MakeGateway
 @pytest.fixture
 async def gateway(make_gateway: MakeGateway) -> TestClient:
     return await make_gateway()
+
+
+# --- limits, breakers and health ------------------------------------------------------------
+
+StartGateways = Callable[..., list[str]]
+
+
+@pytest.fixture
+def start_gateways(gateway_env: dict[str, str]) -> Iterator[StartGateways]:
+    """`start_gateways(2, GATEWAY_RATE_LIMITS=...)`: that many `python -m gateway` processes with
+    the given settings on top of `gateway_env` (so one Redis prefix), ready; their base URLs."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(count: int, **overrides: str) -> list[str]:
+        started = []
+        for _ in range(count):
+            port = free_port()
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "gateway"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                env={**os.environ, **gateway_env, **overrides, "GATEWAY_PORT": str(port)}))
+            started.append((f"http://127.0.0.1:{port}", processes[-1]))
+        for url, process in started:
+            wait_http_ready(url + "/health/live", process)
+        return [url for url, _ in started]
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """`127.0.0.1:port` of a TCP server that accepts connections and never answers: a hung
+    Redis or upstream."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"127.0.0.1:{port}"
+    server.close()
+    for writer in writers:
+        writer.close()
+    await server.wait_closed()
+
+
+async def metric(client: TestClient, name: str, **labels: str) -> float:
+    """The value of one sample on the gateway's `/metrics` (0 when it has none yet)."""
+    response = await client.get("/metrics")
+    assert response.status == 200
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+# --- proxy, access, CORS and WebSocket ------------------------------------------------------
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def raw_request(port: int, method: str, target: str, headers: dict[str, str] | None = None,
+                      body: bytes = b"") -> RawResponse:
+    """One request written byte for byte as given, on a connection of its own: unlike a client
+    library, nothing normalises the path (`//`, `/./`, `%2F`) or the method on the way."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: gateway.test", "Connection: close",
+             f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
+        await writer.drain()
+        async with asyncio.timeout(30):
+            raw = await reader.read(-1)
+    finally:
+        writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parsed: CIMultiDict[str] = CIMultiDict()
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        parsed.add(name.strip(), value.strip())
+    if parsed.get("Transfer-Encoding", "").lower() == "chunked":
+        payload = _dechunk(payload)
+    return RawResponse(int(status_line.split()[1]), parsed, payload)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return bytes(out)
