@@ -6,12 +6,26 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T] | T], *,
+# Two signatures so that mypy types an async check (`lambda: pool.fetchval(...)`) as well as a plain
+# one. A falsy result means "not yet", so `None` is never what comes back.
+@overload
+async def eventually(check: Callable[[], Awaitable[T | None]], *,
+                     timeout: float = ...,  # noqa: ASYNC109 - a polling deadline, see below
+                     interval: float = ..., message: str = ...) -> T: ...
+
+
+@overload
+async def eventually(check: Callable[[], T | None], *,
+                     timeout: float = ...,  # noqa: ASYNC109 - a polling deadline, see below
+                     interval: float = ..., message: str = ...) -> T: ...
+
+
+async def eventually(check: Callable[[], Awaitable[T | None] | T | None], *,
                      timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
                      interval: float = 0.02, message: str = "condition") -> T:
     """Call `check` (sync or async) until it returns a truthy value, which is returned, or raise

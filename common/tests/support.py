@@ -1,5 +1,6 @@
 """Helpers of the common tests: captured log output, a Logstash-like TCP listener, signing keys,
-and the demo service run as a real process."""
+the demo service run as a real process, a fake clock, and what the bus tests share (the types of
+their fixtures in conftest.py, and committing an event to the outbox)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
+import asyncpg
+import redis.asyncio as aioredis
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.tokens import TokenSigner
+from common.bus import BusConnection, Consumer, Event, QueueSpec, add_event
+from common.bus.backoff import Backoff
 from common.config import load_config
 from common.logging import configure_logging
 from common.testing import eventually
@@ -204,9 +210,7 @@ class ServiceProcess:
             matches = find(self.events(), event)
             return matches[0] if matches else None
 
-        found: dict[str, Any] = await eventually(logged, timeout=within,
-                                                 message=f"{event!r} in the service log")
-        return found
+        return await eventually(logged, timeout=within, message=f"{event!r} in the service log")
 
     def send_signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
         assert self._proc is not None
@@ -218,3 +222,43 @@ class ServiceProcess:
             code = await self._proc.wait()
             await asyncio.gather(*self._readers)
         return code
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test advances it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class MakeBus(Protocol):
+    """The `make_bus` fixture: a bus to the test vhost (or to `url`), not started yet."""
+
+    def __call__(self, url: str | None = None, *, topology: Sequence[QueueSpec] = (),
+                 timeout: float = 5, backoff: Backoff | None = None) -> BusConnection: ...
+
+
+class StartConsumer(Protocol):
+    """The `start_consumer` fixture: start a consumer on the test's bus; returns once subscribed."""
+
+    async def __call__(self, consumer: Consumer, *, pool: asyncpg.Pool | None = None,
+                       redis: aioredis.Redis | None = None, redis_prefix: str = "") -> None: ...
+
+
+async def connected(bus: BusConnection) -> BusConnection:
+    """`bus`, started, once it is connected and has declared its topology."""
+    await bus.start()
+    await bus.wait_connected()
+    return bus
+
+
+async def commit_event(pool: asyncpg.Pool, event: Event) -> None:
+    """Write `event` to the outbox in a transaction of its own, as a request handler would."""
+    async with pool.acquire() as conn, conn.transaction():
+        await add_event(conn, event)

@@ -24,17 +24,7 @@ from common.auth import JwksKeys, TokenInvalid, TokenVerifier, key_id, public_jw
 from common.config import load_config
 from common.errors import Unavailable
 from common.tests import demo_service
-from common.tests.support import AUDIENCE, ISSUER, SERVICE_TOKENS, Keys, demo_config, demo_env
-
-
-@pytest.fixture
-def keys(tmp_path) -> Keys:
-    return Keys.create(tmp_path)
-
-
-@pytest.fixture
-async def client(aiohttp_client, keys):
-    return await aiohttp_client(demo_service.create_app(demo_config(keys)))
+from common.tests.support import AUDIENCE, ISSUER, SERVICE_TOKENS, FakeClock, Keys, demo_env
 
 
 def b64(data: bytes) -> str:
@@ -201,17 +191,6 @@ async def test_a_character_of_the_default_credential_is_not_a_credential(aiohttp
     whole = await client.get("/internal/ping",
                              headers={"X-Internal-Token": config.internal_tokens[0]})
     assert whole.status == 200
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class JwksServer:

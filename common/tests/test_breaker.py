@@ -16,17 +16,7 @@ from common.resilience.breaker import (
     CircuitOpenError,
     State,
 )
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from common.tests.support import FakeClock
 
 
 class UpstreamError(Exception):
@@ -58,11 +48,6 @@ async def ok() -> str:
 
 async def boom() -> str:
     raise UpstreamError("502 from upstream")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

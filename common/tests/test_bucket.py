@@ -25,22 +25,7 @@ from common.resilience.bucket import (
     RedisTokenBucketLimiter,
     limiter_client,
 )
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from common.tests.support import FakeClock
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ metrics see them; shutdown drains and closes everything."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 
-import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -33,11 +31,6 @@ from common.testing import eventually
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis", aioredis.Redis)
 
 
-@pytest.fixture
-def database_url(make_database: Callable[[str], str]) -> str:
-    return make_database(f"bus_{uuid.uuid4().hex[:10]}")
-
-
 def redis_ctx(url: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS] = aioredis.from_url(url)
@@ -48,10 +41,9 @@ def redis_ctx(url: str) -> Callable[[web.Application], AsyncIterator[None]]:
 
 
 async def test_an_app_publishes_through_its_outbox_and_consumes_with_both_guards(
-        *, database_url: str, amqp_url: str, redis_url: str, redis_prefix: str) -> None:
+        *, database_url: str, amqp_url: str, redis_url: str, redis_prefix: str, topic: str,
+        spec: QueueSpec) -> None:
     await migrate(database_url, [BUS_MIGRATIONS])
-    topic = f"t{uuid.uuid4().hex[:12]}"
-    spec = QueueSpec(f"test.{topic}", (f"{topic}.*",), max_attempts=2, retry_delays_ms=(20,))
     registry = CollectorRegistry()
     consumer = Consumer(spec, name="svc")
     mails: list[str] = []

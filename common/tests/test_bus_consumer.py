@@ -2,7 +2,8 @@
 failure in headers, malformed messages, per-key order with parallel keys, bounded prefetch and
 concurrency, graceful drain, and a log line per message.
 
-Each test has its own queue and routing keys, with retry delays of a few milliseconds.
+Each test has its own queue and routing keys (the `spec` and `topic` fixtures), with retry delays
+of a few milliseconds.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
 
-import pytest
 import structlog
 from pamqp.commands import Basic
 
@@ -25,55 +24,10 @@ from common.bus import (
     QueueSpec,
     websocket_queue,
 )
-from common.bus.backoff import Backoff
 from common.bus.testing import QueueReader, headers
 from common.bus.topology import EXCHANGE
 from common.testing import eventually
-
-
-@pytest.fixture
-async def bus(amqp_url: str) -> AsyncIterator[BusConnection]:
-    bus = BusConnection(amqp_url, name="test-consumer", topology=(), timeout=5,
-                        backoff=Backoff(0.05, 0.3))
-    await bus.start()
-    await bus.wait_connected()
-    yield bus
-    await bus.close()
-
-
-@pytest.fixture
-async def reader(amqp_url: str) -> AsyncIterator[QueueReader]:
-    reader = await QueueReader.open(amqp_url)
-    yield reader
-    await reader.close()
-
-
-@pytest.fixture
-def topic() -> str:
-    """A routing-key prefix no other test uses."""
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def spec(topic: str) -> QueueSpec:
-    return QueueSpec(f"test.{topic}", (f"{topic}.*",), max_attempts=3, retry_delays_ms=(20, 40))
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[Callable[[Consumer], None]]:
-    """Stops, at the end of the test, the consumers a test registers (unless it stopped them)."""
-    consumers: list[Consumer] = []
-    yield consumers.append
-    for consumer in consumers:
-        await consumer.stop()
-
-
-async def start(consumer: Consumer, bus: BusConnection,
-                running: Callable[[Consumer], None]) -> Consumer:
-    running(consumer)
-    await consumer.start(bus)
-    await eventually(lambda: consumer.is_consuming, message="subscribed")
-    return consumer
+from common.tests.support import StartConsumer
 
 
 def sample(consumer: Consumer, metric: str, **labels: str) -> float:
@@ -84,7 +38,7 @@ def sample(consumer: Consumer, metric: str, **labels: str) -> float:
 
 async def test_a_handled_message_is_acked_once_its_handler_is_done(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec)
     seen: list[tuple[dict[str, object], int]] = []
 
@@ -92,7 +46,7 @@ async def test_a_handled_message_is_acked_once_its_handler_is_done(
     async def created(event: Event, ctx: HandlerContext) -> None:
         seen.append((event.data, ctx.attempt))
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     await Publisher(bus).publish(Event.new(f"{topic}.created", {"n": 1}))
 
     await eventually(lambda: sample(consumer, "events_consumed_total",
@@ -104,7 +58,7 @@ async def test_a_handled_message_is_acked_once_its_handler_is_done(
 
 async def test_a_handler_that_always_fails_ends_in_the_dlq_with_the_failure_in_headers(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     other = f"other.{topic}"
     await reader.declare_probe(other, EXCHANGE, f"{topic}.*")
     consumer = Consumer(spec, name=f"svc-{topic}")
@@ -115,7 +69,7 @@ async def test_a_handler_that_always_fails_ends_in_the_dlq_with_the_failure_in_h
         attempts.append(ctx.attempt)
         raise ValueError(f"cannot apply {event.data['n']}")
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     event = Event.new(f"{topic}.paid", {"n": 7})
     await Publisher(bus).publish(event)
 
@@ -141,7 +95,7 @@ async def test_a_handler_that_always_fails_ends_in_the_dlq_with_the_failure_in_h
 
 async def test_a_transient_failure_is_retried_and_then_succeeds(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec)
     attempts: list[int] = []
 
@@ -151,7 +105,7 @@ async def test_a_transient_failure_is_retried_and_then_succeeds(
         if ctx.attempt == 1:
             raise ConnectionError("smtp down")
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     await Publisher(bus).publish(Event.new(f"{topic}.flaky", {}))
 
     await eventually(lambda: attempts == [1, 2], message="retried once")
@@ -162,7 +116,7 @@ async def test_a_transient_failure_is_retried_and_then_succeeds(
 
 async def test_malformed_or_unhandled_messages_go_straight_to_the_dlq_and_the_consumer_goes_on(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec)
     handled: list[str] = []
 
@@ -170,7 +124,7 @@ async def test_malformed_or_unhandled_messages_go_straight_to_the_dlq_and_the_co
     async def keyed(event: Event, ctx: HandlerContext) -> None:
         handled.append(event.data["tourId"])
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     await reader.publish_raw(b"{not json", exchange=EXCHANGE, routing_key=f"{topic}.keyed",
                              properties=Basic.Properties(message_id="m-1"))
     await Publisher(bus).publish(Event.new(f"{topic}.unknown", {}))
@@ -189,10 +143,10 @@ async def test_malformed_or_unhandled_messages_go_straight_to_the_dlq_and_the_co
 
 async def test_ignored_routing_keys_are_acked_without_a_handler(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec)
     consumer.ignore(f"{topic}.noise")
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
 
     await Publisher(bus).publish(Event.new(f"{topic}.noise", {}))
 
@@ -203,7 +157,7 @@ async def test_ignored_routing_keys_are_acked_without_a_handler(
 
 async def test_one_key_runs_in_order_while_other_keys_proceed(
         *, bus: BusConnection, spec: QueueSpec, topic: str,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec, concurrency=4)
     gate = asyncio.Event()
     log: list[str] = []
@@ -216,7 +170,7 @@ async def test_one_key_runs_in_order_while_other_keys_proceed(
             await gate.wait()
         log.append(f"end {label}")
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     publisher = Publisher(bus)
     for departure, n in (("A", 1), ("A", 2), ("B", 1), ("B", 2)):
         await publisher.publish(Event.new(f"{topic}.seat", {"departure": departure, "n": n}))
@@ -234,7 +188,7 @@ async def test_one_key_runs_in_order_while_other_keys_proceed(
 
 async def test_prefetch_and_concurrency_bound_the_work_in_flight(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec, prefetch=3, concurrency=2)
     gate = asyncio.Event()
     active: list[int] = []
@@ -248,7 +202,7 @@ async def test_prefetch_and_concurrency_bound_the_work_in_flight(
         await gate.wait()
         active.remove(event.data["n"])
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     for n in range(6):
         await Publisher(bus).publish(Event.new(f"{topic}.job", {"n": n}))
 
@@ -263,7 +217,7 @@ async def test_prefetch_and_concurrency_bound_the_work_in_flight(
 
 async def test_stop_drains_running_handlers_and_hands_back_the_rest(
         *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec, drain_timeout=5)
     gate = asyncio.Event()
     finished: list[int] = []
@@ -274,7 +228,7 @@ async def test_stop_drains_running_handlers_and_hands_back_the_rest(
             await gate.wait()
         finished.append(event.data["n"])
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     await Publisher(bus).publish(Event.new(f"{topic}.step", {"n": 1}))
     await Publisher(bus).publish(Event.new(f"{topic}.step", {"n": 2}))
     await eventually(lambda: consumer._mailboxes.active == 1 and not finished)
@@ -294,7 +248,7 @@ async def test_stop_drains_running_handlers_and_hands_back_the_rest(
 
 async def test_every_message_has_one_log_line_with_its_ids_outcome_and_duration(
         *, bus: BusConnection, spec: QueueSpec, topic: str,
-        running: Callable[[Consumer], None]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec)
     inner: list[dict[str, object]] = []
 
@@ -302,7 +256,7 @@ async def test_every_message_has_one_log_line_with_its_ids_outcome_and_duration(
     async def logged(event: Event, ctx: HandlerContext) -> None:
         inner.append(dict(structlog.contextvars.get_contextvars()))
 
-    await start(consumer, bus, running)
+    await start_consumer(consumer)
     event = Event.new(f"{topic}.logged", {}, correlation_id="corr-42")
     with structlog.testing.capture_logs([structlog.contextvars.merge_contextvars]) as logs:
         await Publisher(bus).publish(event)
@@ -320,7 +274,7 @@ async def test_every_message_has_one_log_line_with_its_ids_outcome_and_duration(
 
 
 async def test_every_realtime_replica_gets_every_availability_event(
-        *, bus: BusConnection, running: Callable[[Consumer], None]) -> None:
+        *, bus: BusConnection, start_consumer: StartConsumer) -> None:
     replicas = [websocket_queue(f"pod-{uuid.uuid4().hex[:8]}") for _ in range(2)]
     tour = str(uuid.uuid4())
     pushed: dict[str, list[object]] = {spec.name: [] for spec in replicas}
@@ -332,7 +286,7 @@ async def test_every_realtime_replica_gets_every_availability_event(
             if event.data["tourId"] == tour:
                 pushed[queue].append(event.data["availableSeats"])
 
-        await start(consumer, bus, running)
+        await start_consumer(consumer)
 
     await Publisher(bus).publish(Event.new("tour.availability.changed",
                                            {"tourId": tour, "availableSeats": 2}))

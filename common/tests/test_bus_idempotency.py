@@ -4,60 +4,42 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.bus import BUS_MIGRATIONS, BusConnection, Consumer, Event, HandlerContext, Publisher
-from common.bus.backoff import Backoff
+from common.bus import BusConnection, Consumer, Event, HandlerContext, Publisher
+from common.bus.handlers import Handler
 from common.bus.topology import QueueSpec
-from common.db import create_pool, migrate
 from common.testing import eventually
+from common.tests.support import StartConsumer
+
+StartNotify = Callable[[Handler], Awaitable[Consumer]]
 
 
 @pytest.fixture
-def database_url(make_database: Callable[[str], str]) -> str:
-    return make_database(f"bus_{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(database_url, [BUS_MIGRATIONS])
-    pool = await create_pool(database_url, max_size=4)
+async def pool(pool: asyncpg.Pool) -> asyncpg.Pool:
+    """The bus tables, and the `seats` table the catalog's handlers write to."""
     await pool.execute("CREATE TABLE seats (event_id uuid, departure text, seats int)")
-    yield pool
-    await pool.close()
+    return pool
 
 
 @pytest.fixture
-async def bus(amqp_url: str) -> AsyncIterator[BusConnection]:
-    bus = BusConnection(amqp_url, name="test-idempotency", topology=(), timeout=5,
-                        backoff=Backoff(0.05, 0.3))
-    await bus.start()
-    await bus.wait_connected()
-    yield bus
-    await bus.close()
+def start_notify(*, spec: QueueSpec, topic: str, redis: aioredis.Redis, redis_prefix: str,
+                 start_consumer: StartConsumer) -> StartNotify:
+    """`await start_notify(handler)`: the consumer "notify" runs `handler` for `<topic>.confirmed`
+    under the Redis guard."""
 
+    async def start(handler: Handler) -> Consumer:
+        consumer = Consumer(spec, name="notify")
+        consumer.handler(f"{topic}.confirmed", idempotent="redis")(handler)
+        await start_consumer(consumer, redis=redis, redis_prefix=redis_prefix)
+        return consumer
 
-@pytest.fixture
-def topic() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def spec(topic: str) -> QueueSpec:
-    return QueueSpec(f"test.{topic}", (f"{topic}.*",), max_attempts=3, retry_delays_ms=(20, 40))
-
-
-@pytest.fixture
-async def stop_after() -> AsyncIterator[list[Consumer]]:
-    consumers: list[Consumer] = []
-    yield consumers
-    for consumer in consumers:
-        await consumer.stop()
+    return start
 
 
 def outcomes(consumer: Consumer, routing_key: str) -> dict[str, float]:
@@ -72,17 +54,15 @@ def outcomes(consumer: Consumer, routing_key: str) -> dict[str, float]:
 
 async def test_a_duplicate_delivery_changes_the_database_once(
         *, bus: BusConnection, pool: asyncpg.Pool, spec: QueueSpec, topic: str,
-        stop_after: list[Consumer]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec, name="catalog")
-    stop_after.append(consumer)
 
     @consumer.handler(f"{topic}.booked", key=lambda e: e.data["departure"], idempotent="db")
     async def booked(event: Event, ctx: HandlerContext) -> None:
         await ctx.conn.execute("INSERT INTO seats VALUES ($1, $2, $3)", uuid.UUID(event.event_id),
                                event.data["departure"], event.data["seats"])
 
-    await consumer.start(bus, pool=pool)
-    await eventually(lambda: consumer.is_consuming)
+    await start_consumer(consumer, pool=pool)
     event = Event.new(f"{topic}.booked", {"departure": "d-1", "seats": 2})
     await Publisher(bus).publish(event)
     await Publisher(bus).publish(event)  # the same event id again: a redelivery
@@ -97,9 +77,8 @@ async def test_a_duplicate_delivery_changes_the_database_once(
 
 async def test_a_failed_attempt_leaves_no_trace_so_the_retry_applies_the_effect_once(
         *, bus: BusConnection, pool: asyncpg.Pool, spec: QueueSpec, topic: str,
-        stop_after: list[Consumer]) -> None:
+        start_consumer: StartConsumer) -> None:
     consumer = Consumer(spec, name="catalog")
-    stop_after.append(consumer)
 
     @consumer.handler(f"{topic}.booked", idempotent="db")
     async def booked(event: Event, ctx: HandlerContext) -> None:
@@ -107,8 +86,7 @@ async def test_a_failed_attempt_leaves_no_trace_so_the_retry_applies_the_effect_
         if ctx.attempt == 1:
             raise RuntimeError("crash after the write, before the commit")
 
-    await consumer.start(bus, pool=pool)
-    await eventually(lambda: consumer.is_consuming)
+    await start_consumer(consumer, pool=pool)
     await Publisher(bus).publish(Event.new(f"{topic}.booked", {}))
 
     await eventually(lambda: outcomes(consumer, f"{topic}.booked")["handled"] == 1)
@@ -116,18 +94,14 @@ async def test_a_failed_attempt_leaves_no_trace_so_the_retry_applies_the_effect_
 
 
 async def test_a_duplicate_delivery_sends_one_email_under_the_redis_guard(
-        *, bus: BusConnection, redis: aioredis.Redis, redis_prefix: str, spec: QueueSpec,
-        topic: str, stop_after: list[Consumer]) -> None:
-    consumer = Consumer(spec, name="notify")
-    stop_after.append(consumer)
+        *, bus: BusConnection, redis: aioredis.Redis, redis_prefix: str, topic: str,
+        start_notify: StartNotify) -> None:
     sent: list[Any] = []
 
-    @consumer.handler(f"{topic}.confirmed", idempotent="redis")
     async def confirmed(event: Event, ctx: HandlerContext) -> None:
         sent.append(event.data["to"])
 
-    await consumer.start(bus, redis=redis, redis_prefix=redis_prefix)
-    await eventually(lambda: consumer.is_consuming)
+    consumer = await start_notify(confirmed)
     event = Event.new(f"{topic}.confirmed", {"to": "ana@example.com"})
     await Publisher(bus).publish(event)
     await Publisher(bus).publish(event)
@@ -141,20 +115,15 @@ async def test_a_duplicate_delivery_sends_one_email_under_the_redis_guard(
 
 
 async def test_a_failed_side_effect_releases_its_claim_so_the_retry_runs(
-        *, bus: BusConnection, redis: aioredis.Redis, redis_prefix: str, spec: QueueSpec,
-        topic: str, stop_after: list[Consumer]) -> None:
-    consumer = Consumer(spec, name="notify")
-    stop_after.append(consumer)
+        *, bus: BusConnection, topic: str, start_notify: StartNotify) -> None:
     sent: list[int] = []
 
-    @consumer.handler(f"{topic}.confirmed", idempotent="redis")
     async def confirmed(event: Event, ctx: HandlerContext) -> None:
         if ctx.attempt == 1:
             raise ConnectionError("SMTP unreachable")
         sent.append(ctx.attempt)
 
-    await consumer.start(bus, redis=redis, redis_prefix=redis_prefix)
-    await eventually(lambda: consumer.is_consuming)
+    consumer = await start_notify(confirmed)
     await Publisher(bus).publish(Event.new(f"{topic}.confirmed", {}))
 
     await eventually(lambda: outcomes(consumer, f"{topic}.confirmed") ==
@@ -175,18 +144,14 @@ async def test_a_guard_without_its_store_is_refused_at_start(
 
 
 async def test_a_claim_left_by_a_crashed_delivery_delays_the_effect_until_its_lease_expires(
-        *, bus: BusConnection, redis: aioredis.Redis, redis_prefix: str, spec: QueueSpec,
-        topic: str, stop_after: list[Consumer]) -> None:
-    consumer = Consumer(spec, name="notify")
-    stop_after.append(consumer)
+        *, bus: BusConnection, redis: aioredis.Redis, redis_prefix: str, topic: str,
+        start_notify: StartNotify) -> None:
     sent: list[int] = []
 
-    @consumer.handler(f"{topic}.confirmed", idempotent="redis")
     async def confirmed(event: Event, ctx: HandlerContext) -> None:
         sent.append(ctx.attempt)
 
-    await consumer.start(bus, redis=redis, redis_prefix=redis_prefix)
-    await eventually(lambda: consumer.is_consuming)
+    consumer = await start_notify(confirmed)
     event = Event.new(f"{topic}.confirmed", {})
     # What a process that died mid-e-mail leaves behind: its lease, not "done".
     await redis.set(f"{redis_prefix}notify:processed:{event.event_id}", "pending:dead", px=400)

@@ -6,87 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from yarl import URL
 
-from common.bus import (
-    BUS_MIGRATIONS,
-    BusConnection,
-    Event,
-    OutboxRelay,
-    OutboxStalledError,
-    Publisher,
-    add_event,
-)
+from common.bus import Event, OutboxRelay, OutboxStalledError, Publisher, add_event
 from common.bus.backoff import Backoff
 from common.bus.testing import QueueReader, TcpProxy
 from common.bus.topology import EXCHANGE
-from common.db import create_pool, migrate
 from common.testing import eventually
+from common.tests.support import MakeBus, commit_event, connected
 
 NEVER = 3600.0  # a poll interval that cannot be what wakes the relay within a test
 
 
 @pytest.fixture
-def database_url(make_database: Callable[[str], str]) -> str:
-    return make_database(f"bus_{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(database_url, [BUS_MIGRATIONS])
-    pool = await create_pool(database_url, max_size=6)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def reader(amqp_url: str) -> AsyncIterator[QueueReader]:
-    reader = await QueueReader.open(amqp_url)
-    yield reader
-    await reader.close()
-
-
-@pytest.fixture
-async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
-    url = URL(amqp_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
-@pytest.fixture
-async def make_bus() -> AsyncIterator[Callable[[str], BusConnection]]:
-    buses: list[BusConnection] = []
-
-    def make(url: str) -> BusConnection:
-        bus = BusConnection(url, name="test-outbox", topology=(), timeout=1,
-                            backoff=Backoff(0.05, 0.2))
-        buses.append(bus)
-        return bus
-
-    yield make
-    for bus in buses:
-        await bus.close()
-
-
-@pytest.fixture
-async def probe(topic: str, reader: QueueReader, amqp_url: str,
-                make_bus: Callable[[str], BusConnection]) -> AsyncIterator[str]:
+async def probe(topic: str, reader: QueueReader, make_bus: MakeBus) -> AsyncIterator[str]:
     """A queue that receives every `<topic>.*` event."""
-    bus = make_bus(amqp_url)
-    await bus.start()
-    await bus.wait_connected()  # the exchange exists from here on
+    await connected(make_bus())  # the exchange exists from here on
     name = f"probe.{topic}"
     await reader.declare_probe(name, EXCHANGE, f"{topic}.*")
     yield name
@@ -99,11 +38,6 @@ async def stop_after() -> AsyncIterator[list[OutboxRelay]]:
     yield relays
     for relay in relays:
         await relay.stop()
-
-
-async def commit_event(pool: asyncpg.Pool, event: Event) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await add_event(conn, event)
 
 
 async def published_at(pool: asyncpg.Pool, event: Event) -> Any:  # a datetime or None
@@ -130,9 +64,9 @@ async def test_an_event_is_stored_only_with_the_transaction_that_wrote_it(
 
 
 async def test_the_relay_is_woken_by_the_commit_and_publishes_with_confirms(
-        *, pool: asyncpg.Pool, amqp_url: str, topic: str, probe: str, reader: QueueReader,
-        make_bus: Callable[[str], BusConnection], stop_after: list[OutboxRelay]) -> None:
-    bus = make_bus(amqp_url)
+        *, pool: asyncpg.Pool, topic: str, probe: str, reader: QueueReader, make_bus: MakeBus,
+        stop_after: list[OutboxRelay]) -> None:
+    bus = make_bus()
     await bus.start()
     relay = OutboxRelay(pool, Publisher(bus), poll_interval=NEVER, metrics=bus.metrics)
     stop_after.append(relay)
@@ -151,11 +85,8 @@ async def test_the_relay_is_woken_by_the_commit_and_publishes_with_confirms(
 
 async def test_an_event_committed_while_the_broker_is_unreachable_is_published_once_it_is_back(
         *, pool: asyncpg.Pool, amqp_url: str, topic: str, probe: str, reader: QueueReader,
-        proxy: TcpProxy, make_bus: Callable[[str], BusConnection],
-        stop_after: list[OutboxRelay]) -> None:
-    bus = make_bus(proxy.url_for(amqp_url))
-    await bus.start()
-    await bus.wait_connected()
+        proxy: TcpProxy, make_bus: MakeBus, stop_after: list[OutboxRelay]) -> None:
+    bus = await connected(make_bus(proxy.url_for(amqp_url), timeout=1))
     relay = OutboxRelay(pool, Publisher(bus), poll_interval=NEVER, stall_after=0.05,
                         backoff=Backoff(0.05, 0.2))
     stop_after.append(relay)
@@ -183,15 +114,15 @@ async def test_an_event_committed_while_the_broker_is_unreachable_is_published_o
 
 
 async def test_two_relays_on_one_outbox_publish_each_event_exactly_once(
-        *, pool: asyncpg.Pool, amqp_url: str, topic: str, probe: str, reader: QueueReader,
-        make_bus: Callable[[str], BusConnection], stop_after: list[OutboxRelay]) -> None:
+        *, pool: asyncpg.Pool, topic: str, probe: str, reader: QueueReader, make_bus: MakeBus,
+        stop_after: list[OutboxRelay]) -> None:
     events = [Event.new(f"{topic}.n", {"n": n}) for n in range(120)]
     async with pool.acquire() as conn, conn.transaction():
         for event in events:
             await add_event(conn, event)
     relays = []
     for _ in range(2):
-        bus = make_bus(amqp_url)
+        bus = make_bus()
         await bus.start()
         relays.append(OutboxRelay(pool, Publisher(bus), batch_size=7, poll_interval=NEVER))
     stop_after.extend(relays)
@@ -207,9 +138,9 @@ async def test_two_relays_on_one_outbox_publish_each_event_exactly_once(
 
 
 async def test_the_relay_listens_again_after_its_connection_is_killed(
-        *, pool: asyncpg.Pool, amqp_url: str, topic: str, probe: str, reader: QueueReader,
-        make_bus: Callable[[str], BusConnection], stop_after: list[OutboxRelay]) -> None:
-    bus = make_bus(amqp_url)
+        *, pool: asyncpg.Pool, topic: str, probe: str, reader: QueueReader, make_bus: MakeBus,
+        stop_after: list[OutboxRelay]) -> None:
+    bus = make_bus()
     await bus.start()
     relay = OutboxRelay(pool, Publisher(bus), poll_interval=NEVER, backoff=Backoff(0.05, 0.2))
     stop_after.append(relay)

@@ -4,7 +4,6 @@ documented in docs/events.md."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from common.bus.topology import (
     EXCHANGE,
     UNROUTED_QUEUE,
 )
+from common.tests.support import MakeBus, connected
 from ops import infra
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
@@ -65,12 +65,9 @@ def test_the_operator_documentation_names_every_queue_and_binding() -> None:
 
 
 @pytest.fixture
-async def bus(amqp_url: str) -> AsyncIterator[BusConnection]:
-    bus = BusConnection(amqp_url, name="test-topology", timeout=5)
-    await bus.start()
-    await bus.wait_connected()
-    yield bus
-    await bus.close()
+async def bus(make_bus: MakeBus) -> BusConnection:
+    """A bus that declares the whole topology, as every service's does."""
+    return await connected(make_bus(topology=DURABLE_QUEUES))
 
 
 async def test_connecting_declares_every_queue_with_its_bindings_and_dead_letters(
@@ -88,15 +85,11 @@ async def test_connecting_declares_every_queue_with_its_bindings_and_dead_letter
 
 
 async def test_an_event_no_queue_is_bound_to_is_parked_not_lost(
-        *, bus: BusConnection, amqp_url: str) -> None:
-    reader = await QueueReader.open(amqp_url)
-    try:
-        await reader.channel.queue_purge(UNROUTED_QUEUE, timeout=10)
-        event = Event.new(f"nobody.listens.{uuid.uuid4().hex}", {"n": 1})
+        *, bus: BusConnection, reader: QueueReader) -> None:
+    await reader.channel.queue_purge(UNROUTED_QUEUE, timeout=10)
+    event = Event.new(f"nobody.listens.{uuid.uuid4().hex}", {"n": 1})
 
-        await Publisher(bus).publish(event)  # confirmed, not returned
+    await Publisher(bus).publish(event)  # confirmed, not returned
 
-        parked = await reader.take_one(UNROUTED_QUEUE)
-        assert parked.header.properties.message_id == event.event_id
-    finally:
-        await reader.close()
+    parked = await reader.take_one(UNROUTED_QUEUE)
+    assert parked.header.properties.message_id == event.event_id

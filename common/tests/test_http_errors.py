@@ -7,14 +7,6 @@ import uuid
 
 import pytest
 
-from common.tests import demo_service
-from common.tests.support import Keys, demo_config
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    return await aiohttp_client(demo_service.create_app(demo_config(Keys.create(tmp_path))))
-
 
 def is_uuid(value: str) -> bool:
     try:

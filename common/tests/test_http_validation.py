@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.tests import demo_service
-from common.tests.support import Keys, demo_config
-
 LIMIT = 4096  # MAX_BODY_BYTES of demo_config
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path):
-    return await aiohttp_client(demo_service.create_app(demo_config(Keys.create(tmp_path))))
 
 
 async def post_widget(client, **kwargs):

@@ -16,28 +16,16 @@ import structlog
 
 from common.logging import LOGSTASH_INDEX, bind
 from common.testing import eventually
-from common.tests import demo_service
 from common.tests.support import (
     CapturedLogs,
     Keys,
     LineListener,
     ServiceProcess,
-    demo_config,
     demo_env,
     find,
 )
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-@pytest.fixture
-def keys(tmp_path) -> Keys:
-    return Keys.create(tmp_path)
-
-
-@pytest.fixture
-async def client(aiohttp_client, keys):
-    return await aiohttp_client(demo_service.create_app(demo_config(keys)))
 
 
 def test_log_lines_are_json_objects_on_a_non_tty_stream():
