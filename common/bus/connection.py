@@ -84,8 +84,8 @@ class BusConnection:
     async def channel(self, *, publisher_confirms: bool = True) -> AbstractChannel:
         conn = await self.wait_connected()
         try:
-            return await asyncio.wait_for(
-                conn.channel(publisher_confirms=publisher_confirms), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await conn.channel(publisher_confirms=publisher_confirms)
         except (aiormq.AMQPError, RuntimeError, TimeoutError, ConnectionError) as exc:
             raise BrokerUnavailableError(f"cannot open a channel: {exc!r}") from exc
 
@@ -94,58 +94,84 @@ class BusConnection:
         if not self.is_connected:
             raise BrokerUnavailableError("not connected to the broker")
         channel = await self.channel(publisher_confirms=False)
-        await asyncio.wait_for(channel.close(), self.timeout)
+        async with asyncio.timeout(self.timeout):
+            await channel.close()
 
     async def close(self) -> None:
+        """Stop reconnecting and close the connection: promptly, whatever the broker is doing,
+        and as often as called."""
         self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
-        conn, self._connection = self._connection, None
         self._ready.clear()
         self.metrics.connected.set(0)
-        if conn is not None:
-            await self._discard(conn)
+        if self._supervisor is not None:
+            await self._stop(self._supervisor)
+
+    async def _stop(self, supervisor: asyncio.Task[None]) -> None:
+        # The cancellation cuts short the broker call in progress, but cannot be relied on to end
+        # the task: during a failed handshake aiormq raises the connection error it is handling in
+        # its place. The supervisor stops at its next `_closed` check instead, within one attempt
+        # and one discard; the wait is bounded all the same, so that no shutdown hangs on the bus.
+        supervisor.cancel()
+        await asyncio.wait([supervisor], timeout=2 * self.timeout)
+        if not supervisor.done():
+            log.error("bus_supervisor_not_stopping", bus=self.name)
 
     async def _supervise(self) -> None:
-        while True:
+        # Owns the connection from the attempt to the discard, the last one included.
+        try:
+            while not self._closed:
+                conn = self._connection = await self._attempt()
+                if conn is None or self._closed:
+                    continue
+                self._ready.set()
+                self.metrics.connected.set(1)
+                self.metrics.reconnects.inc()
+                log.info("broker_connected", bus=self.name)
+                closing = conn.closing
+                # asyncio.wait, not await: the close reason travels as the future's exception,
+                # and aiormq may use CancelledError for it, which must not look like our own
+                # cancellation.
+                await asyncio.wait([closing])
+                if self._closed:
+                    continue
+                reason = None if closing.cancelled() else closing.exception()
+                self._ready.clear()
+                self._connection = None
+                self.metrics.connected.set(0)
+                log.warning("broker_connection_lost", bus=self.name, error=repr(reason))
+                await self._discard(conn)
+                await asyncio.sleep(self._backoff.next())
+        finally:
+            conn, self._connection = self._connection, None
+            if conn is not None:
+                await self._discard(conn)
+
+    async def _attempt(self) -> AbstractConnection | None:
+        """A connection with the topology declared, or None once a failed attempt has waited out
+        its backoff (or when the bus is closing)."""
+        try:
             conn = await self._connect()
-            self._connection = conn
-            self._ready.set()
-            self.metrics.connected.set(1)
-            self.metrics.reconnects.inc()
-            log.info("broker_connected", bus=self.name)
-            closing = conn.closing
-            # asyncio.wait, not await: the close reason travels as the future's exception, and
-            # aiormq may use CancelledError for it, which must not look like our own cancellation.
-            await asyncio.wait([closing])
-            reason = None if closing.cancelled() else closing.exception()
-            self._ready.clear()
-            self._connection = None
-            self.metrics.connected.set(0)
-            log.warning("broker_connection_lost", bus=self.name, error=repr(reason))
-            await self._discard(conn)
-            await asyncio.sleep(self._backoff.next())
+        except Exception as exc:
+            if self._closed:
+                return None  # our own cancellation, which aiormq may have turned into this error
+            delay = self._backoff.next()
+            log.warning("broker_connect_failed", bus=self.name, error=repr(exc),
+                        retryIn=round(delay, 2))
+            await asyncio.sleep(delay)
+            return None
+        self._backoff.reset()
+        return conn
 
     async def _connect(self) -> AbstractConnection:
-        while True:
-            conn = aiormq.Connection(self._url, client_properties={"connection_name": self.name})
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await conn.connect()
-                    await self._prepare(conn)
-            except asyncio.CancelledError:
-                await self._discard(conn)
-                raise
-            except Exception as exc:
-                await self._discard(conn)
-                delay = self._backoff.next()
-                log.warning("broker_connect_failed", bus=self.name, error=repr(exc),
-                            retryIn=round(delay, 2))
-                await asyncio.sleep(delay)
-                continue
-            self._backoff.reset()
-            return conn
+        conn = aiormq.Connection(self._url, client_properties={"connection_name": self.name})
+        try:
+            async with asyncio.timeout(self.timeout):
+                await conn.connect()
+                await self._prepare(conn)
+        except BaseException:
+            await self._discard(conn)
+            raise
+        return conn
 
     async def _prepare(self, conn: AbstractConnection) -> None:
         channel = await conn.channel(publisher_confirms=False)
@@ -156,5 +182,8 @@ class BusConnection:
 
     async def _discard(self, conn: AbstractConnection) -> None:
         # Closing a half-dead connection can itself fail or hang; it is being thrown away anyway.
+        # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when it is cancelled
+        # just as the close completes, and the caller never learns it was cancelled.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.close(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await conn.close()

@@ -284,17 +284,16 @@ class Consumer:
             # Safety net: the queue's own dead-letter settings route a rejected message to the
             # DLQ (without our headers, with the broker's x-death) rather than loop on it.
             with contextlib.suppress(*AMQP_ERRORS):
-                await asyncio.wait_for(
-                    message.channel.basic_reject(message.delivery_tag or 0, requeue=False),
-                    self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await message.channel.basic_reject(message.delivery_tag or 0, requeue=False)
             return "rejected"
         await self._ack(message)
         return outcome
 
     async def _ack(self, message: DeliveredMessage) -> bool:
         try:
-            await asyncio.wait_for(message.channel.basic_ack(message.delivery_tag or 0),
-                                   self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await message.channel.basic_ack(message.delivery_tag or 0)
         except AMQP_ERRORS as exc:
             # The channel died after the effect: the broker redelivers, the guards skip it.
             log.warning("ack_failed", consumer=self.name, error=repr(exc))
@@ -326,7 +325,8 @@ class Consumer:
             except Exception as exc:  # housekeeping must never take the consumer down
                 log.warning("processed_events_prune_failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.prune_every)
+                async with asyncio.timeout(self.prune_every):
+                    await self._stopping.wait()
 
 
 def _ms(started: float) -> float:

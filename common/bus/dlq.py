@@ -93,7 +93,8 @@ def _int(value: Any) -> int:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    connection = await asyncio.wait_for(aiormq.connect(args.url), 10)
+    async with asyncio.timeout(10):
+        connection = await aiormq.connect(args.url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         if args.command == "show":
@@ -103,7 +104,8 @@ async def _main(args: argparse.Namespace) -> None:
             moved = await replay(channel, args.queue, args.limit)
             sys.stdout.write(f"replayed {moved} message(s) to {args.queue}\n")
     finally:
-        await asyncio.wait_for(connection.close(), 10)
+        async with asyncio.timeout(10):
+            await connection.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,8 +73,7 @@ class OutboxRelay:
         self._stopping.set()
         self._wakeup.set()
         if self._task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), self.timeout)
+            await asyncio.wait([self._task], timeout=self.timeout)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._unlisten()
@@ -135,7 +134,8 @@ class OutboxRelay:
         # hammer a dead broker), but stop always does.
         event = self._wakeup if wake_on_notify else self._stopping
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), delay)
+            async with asyncio.timeout(delay):
+                await event.wait()
 
     async def _publish_batch(self) -> tuple[int, bool]:
         failures: list[tuple[int, str]] = []
@@ -191,7 +191,7 @@ class OutboxRelay:
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except BaseException:
-            await self._pool.release(conn)
+            await self._pool.release(conn, timeout=self.timeout)
             raise
         conn.add_termination_listener(self._on_listener_lost)
         self._listener = conn
@@ -205,10 +205,11 @@ class OutboxRelay:
         with contextlib.suppress(Exception):
             conn.remove_termination_listener(self._on_listener_lost)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.remove_listener(NOTIFY_CHANNEL, self._on_notify),
-                                   self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._pool.release(conn), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self._pool.release(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()

@@ -53,7 +53,8 @@ class Publisher:
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(aiormq.AMQPError, ConnectionError, TimeoutError):
-                await asyncio.wait_for(channel.close(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await channel.close()
 
     async def _confirm_channel(self) -> AbstractChannel:
         # One channel shared by concurrent publishes (aiormq pipelines them and matches confirms

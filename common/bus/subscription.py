@@ -49,8 +49,11 @@ class Subscription:
         self._stopping.set()
         channel, tag = self._channel, self._consumer_tag
         if channel is not None and tag is not None and not channel.is_closed:
+            # asyncio.timeout rather than aiormq's own `timeout=`, which runs a wait_for inside
+            # aiormq's task: on 3.11 that can swallow the cancellation of whoever awaits it.
             with contextlib.suppress(*AMQP_ERRORS):
-                await channel.basic_cancel(tag, timeout=self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await channel.basic_cancel(tag)
 
     async def close(self) -> None:
         """Close the channel: the broker requeues every message still unacked."""
@@ -60,8 +63,7 @@ class Subscription:
             await asyncio.gather(self._task, *self._closers, return_exceptions=True)
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
-            with contextlib.suppress(*AMQP_ERRORS):
-                await asyncio.wait_for(channel.close(), self.timeout)
+            await self._close_channel(channel)
 
     async def _supervise(self) -> None:
         backoff = Backoff(0.2, 5.0)
@@ -73,7 +75,8 @@ class Subscription:
                 log.warning("consumer_subscribe_failed", consumer=self.name, error=repr(exc),
                             retryIn=round(delay, 2))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
                 continue
             backoff.reset()
             log.info("consumer_subscribed", consumer=self.name, queue=self.queue.name)
@@ -97,8 +100,7 @@ class Subscription:
                     lambda _: self._on_broker_cancel(channel))
                 ok = await channel.basic_consume(self.queue.name, self._on_message)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await channel.close()
+                await self._close_channel(channel)
                 raise
         self._channel, self._consumer_tag = channel, ok.consumer_tag
         return channel
@@ -107,6 +109,12 @@ class Subscription:
         # The broker dropped the subscription (queue deleted...): closing the channel makes the
         # supervisor declare the queue and subscribe again.
         if not self._stopping.is_set():
-            closer = asyncio.get_running_loop().create_task(channel.close())
+            closer = asyncio.get_running_loop().create_task(self._close_channel(channel))
             self._closers.add(closer)
             closer.add_done_callback(self._closers.discard)
+
+    async def _close_channel(self, channel: AbstractChannel) -> None:
+        # The channel is being thrown away: a failure to close it changes nothing.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                await channel.close()

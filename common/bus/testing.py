@@ -79,13 +79,15 @@ class QueueReader:
 
     @classmethod
     async def open(cls, amqp_url: str) -> QueueReader:
-        connection = await asyncio.wait_for(aiormq.connect(amqp_url), 10)
+        async with asyncio.timeout(10):
+            connection = await aiormq.connect(amqp_url)
         channel = await connection.channel()
         return cls(connection, channel)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.connection.close(), 10)
+            async with asyncio.timeout(10):
+                await self.connection.close()
 
     async def get(self, queue: str) -> DeliveredMessage | None:
         """Take one message (acked) or None when the queue is empty."""
