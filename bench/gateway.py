@@ -8,6 +8,8 @@ Starts everything on free local ports and stops it at the end: the upstream (aio
 and the gateway as processes, nginx as a non-daemon child with its own prefix. Installs nginx and
 wrk from Debian packages when missing (printing the command); without wrk, a Python load generator
 runs in a process of its own. Needs the local Redis; its keys go under a prefix removed at the end.
+A round during which other work on the machine took more than `--max-others` cores is measured
+again: the CPU each process used is part of the report.
 """
 
 from __future__ import annotations
