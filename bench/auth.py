@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,16 +24,11 @@ import aiohttp
 from auth.db import MIGRATIONS
 from auth.keys import ensure_keys
 from common.db import migrate
+from common.testing import free_port
 from ops import infra
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "Bench12345"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:

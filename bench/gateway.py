@@ -25,7 +25,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from aiohttp import web
 
 from auth.keys import ensure_keys, load_private_key
 from auth.tokens import TokenSigner
+from common.testing import free_port, wait_http_ready
 
 PATH = "/api/bookings"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -125,12 +125,6 @@ class Load:
 
 # --- processes ---------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     # A bench killed outright must not leave its servers behind: the kernel sends them SIGTERM.
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -164,21 +158,6 @@ class Children:
                     process.kill()
                     process.wait()
         self.running.clear()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - a local URL
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready within {timeout:g}s")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -405,7 +384,7 @@ def start_targets(args: argparse.Namespace, folder: Path, children: Children,
     upstream = f"http://127.0.0.1:{upstream_port}"
     up = children.start("upstream", [*python, "bench.gateway", "--serve", "upstream",
                                      "--port", str(upstream_port)])
-    wait_ready(upstream + "/health", up)
+    wait_http_ready(upstream + "/health", up)
     targets = [Target("a", "upstream directly", upstream + PATH,
                       CpuMeter({"upstream": up.pid}, store),
                       "aiohttp on uvloop, one process, a 130-byte JSON body")]
@@ -413,7 +392,7 @@ def start_targets(args: argparse.Namespace, folder: Path, children: Children,
     gateway_port = free_port()
     gw = children.start("gateway", [*python, "gateway"],
                         gateway_env(gateway_port, upstream, folder, prefix, args.log_level))
-    wait_ready(f"http://127.0.0.1:{gateway_port}/health/ready", gw)
+    wait_http_ready(f"http://127.0.0.1:{gateway_port}/health/ready", gw)
     targets.append(Target("b", "through the gateway", f"http://127.0.0.1:{gateway_port}{PATH}",
                           CpuMeter({"gateway": gw.pid, "upstream": up.pid}, store),
                           f"python -m gateway, one process, LOG_LEVEL={args.log_level}, token "
@@ -430,7 +409,7 @@ def start_targets(args: argparse.Namespace, folder: Path, children: Children,
         keepalive=max(32, args.connections)))
     ngx = children.start("nginx", [nginx, "-p", str(home), "-c", str(home / "nginx.conf"),
                                    "-e", str(home / "error.log")])
-    wait_ready(f"http://127.0.0.1:{nginx_port}/health", ngx)
+    wait_http_ready(f"http://127.0.0.1:{nginx_port}/health", ngx)
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True,  # noqa: S603
                              check=False).stderr.strip().rpartition(" ")[2]
     targets.append(Target("c", "through nginx", f"http://127.0.0.1:{nginx_port}{PATH}",

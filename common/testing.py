@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, overload
 
@@ -45,3 +48,26 @@ async def eventually(check: Callable[[], Awaitable[T | None] | T | None], *,
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now, for a server a test or bench starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Poll `url` until it answers 200; fail early if `process` exits, or after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - a local URL
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready within {timeout:g}s")

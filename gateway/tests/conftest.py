@@ -7,10 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -29,33 +27,13 @@ from auth.config import Config as AuthConfig
 from auth.db import MIGRATIONS as AUTH_MIGRATIONS
 from common.config import load_config
 from common.db import migrate
+from common.testing import free_port, wait_http_ready
 from gateway.app import create_app
 from gateway.config import Config
 
 PASSWORD = "Secret123"
 STAND_INS = ("catalog", "booking", "payments", "notify", "realtime")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready within {timeout}s")
 
 
 @dataclass

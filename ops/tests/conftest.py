@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from common.testing import free_port
 from ops.paths import ROOT
 
 DUMMY_FILES = {
@@ -92,13 +92,6 @@ print("tbdummy listening", flush=True)
 web.run_app(app, host=config.host, port=config.port, print=None)
 ''',
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
