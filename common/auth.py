@@ -184,15 +184,47 @@ def _parse_jwks(document: object) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+@dataclass(frozen=True)
+class _Verified:
+    identity: Identity
+    key: Ed25519PublicKey
+    kid: str | None
+    valid_until: float  # `exp` plus the leeway, in epoch seconds
+
+
 class TokenVerifier:
-    """Verifies access tokens: EdDSA only, issuer, audience, expiry and the claims we rely on."""
+    """Verifies access tokens: EdDSA only, issuer, audience, expiry and the claims we rely on.
+
+    A client sends the same token with every request until it expires, so a verified token is
+    remembered (by its exact text, signature included) until its `exp`: the signature is checked
+    once per token, not once per request. A remembered token is accepted only while the key that
+    verified it is still the key its `kid` names, so a key rotated out invalidates every token it
+    signed, at once. The memory holds at most `cache_size` tokens, the oldest leaving first;
+    tokens that fail are never remembered, so forged ones cannot crowd out good ones.
+    """
 
     REQUIRED = ("sub", "email", "role", "jti", "exp", "iat", "iss", "aud")
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0) -> None:
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0,
+                 cache_size: int = 10_000) -> None:
         self._keys, self._issuer, self._audience, self._leeway = keys, issuer, audience, leeway
+        self._cache_size = cache_size
+        self._verified: dict[str, _Verified] = {}
+
+    def __len__(self) -> int:
+        """How many verified tokens are remembered."""
+        return len(self._verified)
 
     async def verify(self, token: str) -> Identity:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if (time.time() <= cached.valid_until
+                    and await self._keys.get(cached.kid) is cached.key):
+                return cached.identity
+            del self._verified[token]  # expired, or its key was rotated out: check it in full
+        return await self._verify_and_remember(token)
+
+    async def _verify_and_remember(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -200,7 +232,8 @@ class TokenVerifier:
         # Only our algorithm: refuses `alg: none`, HS256 confusion and anything else.
         if header.get("alg") != ALGORITHM:
             raise TokenInvalid()
-        key = await self._keys.get(header.get("kid"))  # PyJWT has checked it is a string
+        kid = header.get("kid")  # PyJWT has checked it is a string
+        key = await self._keys.get(kid)
         if key is None:
             raise TokenInvalid()
         try:
@@ -213,9 +246,15 @@ class TokenVerifier:
             raise TokenInvalid() from exc
         if claims.get("type", "access") != "access":
             raise TokenInvalid()
-        return Identity(user_id=str(claims["sub"]), email=str(claims["email"]),
-                        role=str(claims["role"]), session_id=claims.get("sid"),
-                        token_id=str(claims["jti"]))
+        identity = Identity(user_id=str(claims["sub"]), email=str(claims["email"]),
+                            role=str(claims["role"]), session_id=claims.get("sid"),
+                            token_id=str(claims["jti"]))
+        if self._cache_size > 0:
+            while len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]  # the oldest entry
+            self._verified[token] = _Verified(identity, key, kid,
+                                              float(claims["exp"]) + self._leeway)
+        return identity
 
 
 VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier", TokenVerifier)

@@ -149,35 +149,42 @@ class LocalTokenBucketLimiter:
             self._buckets.popitem(last=False)
 
 
-# KEYS[1] = the bucket hash; ARGV = capacity, refill per second, now ('' = use the server's clock),
-# epsilon. Floats go out with %.17g because Lua's tostring keeps only 14 digits.
+# One call takes one token from each of KEYS, in order (a key may repeat: it then sees the state
+# the previous take left). ARGV = now ('' = use the server's clock), epsilon, then capacity and
+# refill per second for each key. Returns allowed and tokens left per key, flattened. Floats go
+# out with %.17g because Lua's tostring keeps only 14 digits.
 _TAKE_SCRIPT = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local epsilon = tonumber(ARGV[4])
+local epsilon = tonumber(ARGV[2])
 local now
-if ARGV[3] == '' then
+if ARGV[1] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 else
-  now = tonumber(ARGV[3])
+  now = tonumber(ARGV[1])
 end
+local stamp = string.format('%.17g', now)
 
-local tokens = capacity
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-if state[1] and state[2] then
-  tokens = math.min(capacity, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
+local results = {}
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[1 + 2 * i])
+  local rate = tonumber(ARGV[2 + 2 * i])
+  local tokens = capacity
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  if state[1] and state[2] then
+    tokens = math.min(capacity, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
+  end
+  local allowed = 0
+  if tokens >= 1 - epsilon then
+    tokens = math.max(0, tokens - 1)
+    allowed = 1
+  end
+  local left = string.format('%.17g', tokens)
+  redis.call('HSET', key, 'tokens', left, 'ts', stamp)
+  redis.call('PEXPIRE', key, math.max(1, math.ceil((capacity - tokens) / rate * 1000)))
+  results[2 * i - 1] = allowed
+  results[2 * i] = left
 end
-local allowed = 0
-if tokens >= 1 - epsilon then
-  tokens = math.max(0, tokens - 1)
-  allowed = 1
-end
-
-local left = string.format('%.17g', tokens)
-redis.call('HSET', KEYS[1], 'tokens', left, 'ts', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((capacity - tokens) / rate * 1000)))
-return {allowed, left}
+return results
 """
 
 
@@ -195,36 +202,89 @@ def limiter_client(url: str, *, timeout: float = 0.25, max_connections: int = 50
     return aioredis.Redis.from_pool(pool)
 
 
+@dataclass
+class _Take:
+    key: str
+    policy: Policy
+    decided: asyncio.Future[Decision]
+
+
 class RedisTokenBucketLimiter:
-    """Buckets in Redis, shared by every replica; one atomic script per take.
+    """Buckets in Redis, shared by every replica; every take atomic in one script.
+
+    Takes are sent in batches, like a database's group commit: while one script call is on its
+    way, the takes that arrive queue up and leave together in the next call, each still decided
+    in order against the bucket's state in Redis. Alone, a take leaves at once; under load, one
+    round trip and one script run serve many requests, which is most of the limiter's cost. (The
+    keys of one call must live on one Redis server: this limiter expects a single primary, not a
+    cluster.)
 
     `timeout` bounds each call whatever the client's settings (build the client with
-    `limiter_client`). `clock` exists for tests; in production the script reads the Redis server's
-    clock, so replicas with skewed clocks still agree.
+    `limiter_client`); every take of a call that fails or times out gets LimiterUnavailableError.
+    `clock` exists for tests; in production the script reads the Redis server's clock, so
+    replicas with skewed clocks still agree.
     """
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, timeout: float = 0.25,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, max_batch: int = 256) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout = timeout
         self._clock = clock
+        self._max_batch = max_batch
         self._script = client.register_script(_TAKE_SCRIPT)
+        self._queued: list[_Take] = []
+        self._sending: asyncio.Task[None] | None = None
 
     def key(self, key: str) -> str:
         """The Redis key holding `key`'s bucket."""
         return self._prefix + key
 
     async def take(self, key: str, policy: Policy) -> Decision:
+        take = _Take(key, policy, asyncio.get_running_loop().create_future())
+        self._queued.append(take)
+        if self._sending is None:
+            self._sending = asyncio.create_task(self._send_queued())
+        # A request that goes away cancels its own future only; the call goes on for the others.
+        return await take.decided
+
+    async def _send_queued(self) -> None:
+        try:
+            while self._queued:
+                batch = self._queued[:self._max_batch]
+                del self._queued[:self._max_batch]
+                await self._send(batch)
+        finally:
+            self._sending = None
+
+    async def _send(self, batch: list[_Take]) -> None:
         now = "" if self._clock is None else repr(self._clock())
-        args = [str(policy.capacity), repr(float(policy.refill_per_second)), now, repr(EPSILON)]
+        args = [now, repr(EPSILON)]
+        for take in batch:
+            args += [str(take.policy.capacity), repr(float(take.policy.refill_per_second))]
         try:
             async with asyncio.timeout(self._timeout):
-                allowed, left = await self._script(keys=[self.key(key)], args=args)
+                results = await self._script(keys=[self.key(t.key) for t in batch], args=args)
         # TimeoutError is the deadline above; OSError covers a socket failing outside redis-py.
         except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
-            raise LimiterUnavailableError(f"redis unreachable: {exc!r}") from exc
-        return Decision.after_take(policy, float(left), allowed=bool(allowed))
+            error = LimiterUnavailableError(f"redis unreachable: {exc!r}")
+            for take in batch:
+                if not take.decided.done():
+                    take.decided.set_exception(error)
+            return
+        except BaseException as exc:  # a bug, or the limiter shut down: nobody may wait forever
+            for take in batch:
+                if not take.decided.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        take.decided.cancel()
+                    else:
+                        take.decided.set_exception(exc)
+            raise
+        for i, take in enumerate(batch):
+            allowed, left = results[2 * i], results[2 * i + 1]
+            if not take.decided.done():
+                take.decided.set_result(
+                    Decision.after_take(take.policy, float(left), allowed=bool(allowed)))
 
 
 class FallbackLimiter:

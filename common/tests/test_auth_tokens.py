@@ -20,9 +20,18 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from common.auth import JwksKeys, TokenInvalid, TokenVerifier, key_id, public_jwk
+from common.auth import (
+    JwksKeys,
+    StaticKeys,
+    TokenExpired,
+    TokenInvalid,
+    TokenVerifier,
+    key_id,
+    public_jwk,
+)
 from common.config import load_config
 from common.errors import Unavailable
+from common.testing import eventually
 from common.tests import demo_service
 from common.tests.support import AUDIENCE, ISSUER, SERVICE_TOKENS, FakeClock, Keys, demo_env
 
@@ -336,3 +345,71 @@ async def test_keys_that_cannot_be_fetched_raise_unavailable(session, unused_tcp
     keys = JwksKeys(f"http://127.0.0.1:{unused_tcp_port}/jwks.json", session, timeout=5)
     with pytest.raises(Unavailable):
         await keys.get("some-kid")
+
+
+# The verified-token memory: one signature check per token, never at the cost of correctness.
+
+def static_verifier(keys: Keys, **options: Any) -> TokenVerifier:
+    return TokenVerifier(StaticKeys.from_files(keys.public_file), issuer=ISSUER,
+                         audience=AUDIENCE, **options)
+
+
+async def test_a_remembered_token_still_expires_at_its_exp(tmp_path):
+    keys = Keys.create(tmp_path)
+    verifier = static_verifier(keys, leeway=0)
+    token = signed(keys.private, claims(exp=int(time.time()) + 1))
+    assert (await verifier.verify(token)).user_id == "user-1"
+    assert (await verifier.verify(token)).user_id == "user-1"  # from memory
+    assert len(verifier) == 1
+
+    async def refused() -> bool:
+        try:
+            await verifier.verify(token)
+        except TokenExpired:
+            return True
+        return False
+
+    await eventually(refused, timeout=5, message="the remembered token to expire")
+    assert len(verifier) == 0
+
+
+async def test_a_remembered_token_dies_with_the_key_rotated_out(jwks, session, tmp_path):
+    server, url = jwks
+    old, new = Keys.create(tmp_path), Keys.create(tmp_path)
+    server.keys = [old]
+    clock = FakeClock()
+    verifier = jwks_verifier(url, session, clock)
+    token = old.token("u-6")
+    assert (await verifier.verify(token)).user_id == "u-6"
+    server.keys = [new]  # the old key leaked: auth withdraws it
+    clock.advance(301)  # the next fetch is due
+    with pytest.raises(TokenInvalid):
+        await verifier.verify(token)
+    assert (await verifier.verify(new.token("u-7"))).user_id == "u-7"
+
+
+async def test_a_tampered_copy_of_a_remembered_token_is_refused(tmp_path):
+    keys = Keys.create(tmp_path)
+    verifier = static_verifier(keys)
+    token = keys.token("u-8")
+    await verifier.verify(token)
+    header, _payload, signature = token.split(".")
+    forged_payload = b64(json.dumps(claims(sub="u-admin", role="admin")).encode())
+    with pytest.raises(TokenInvalid):
+        await verifier.verify(f"{header}.{forged_payload}.{signature}")
+    assert len(verifier) == 1
+
+
+async def test_the_memory_is_bounded_and_never_holds_refused_tokens(tmp_path):
+    keys, stranger = Keys.create(tmp_path), Keys.create(tmp_path)
+    verifier = static_verifier(keys, cache_size=3)
+    tokens = [keys.token(f"u-{i}") for i in range(5)]
+    for token in tokens:
+        await verifier.verify(token)
+    assert len(verifier) == 3
+    for _ in range(10):
+        with pytest.raises(TokenInvalid):
+            await verifier.verify(stranger.token())
+    assert len(verifier) == 3
+    # The evicted tokens are still good: they are simply checked in full again.
+    assert [(await verifier.verify(t)).user_id for t in tokens] == [f"u-{i}" for i in range(5)]

@@ -422,3 +422,56 @@ async def test_the_shared_buckets_come_back_when_redis_does_and_recovery_is_logg
         ("rate limiter recovered; shared buckets in use again", "info"),
     ]
     assert await redis.hget(prefix + "ip:1", "tokens") is not None
+
+
+async def test_takes_arriving_together_are_decided_in_order_in_one_batch(
+        redis_url: str, prefix: str) -> None:
+    tight, loose = Policy.per(10, 86_400), Policy.per(1000, 86_400)
+    async with limiter_client(redis_url, timeout=10, max_connections=2) as client:
+        limiter = RedisTokenBucketLimiter(client, prefix=prefix, timeout=10)
+
+        decisions = await asyncio.gather(*(limiter.take("hot" if i % 2 else "cold",
+                                                        tight if i % 2 else loose)
+                                           for i in range(40)))
+
+    hot, cold = decisions[1::2], decisions[0::2]
+    assert [d.remaining for d in hot] == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0] + [0] * 10
+    assert [d.allowed for d in hot] == [True] * 10 + [False] * 10
+    assert [d.remaining for d in cold] == list(range(999, 979, -1))
+
+
+async def test_a_caller_that_goes_away_does_not_disturb_its_batch(
+        redis_url: str, prefix: str) -> None:
+    policy = Policy.per(100, 86_400)
+    async with limiter_client(redis_url, timeout=10) as client:
+        limiter = RedisTokenBucketLimiter(client, prefix=prefix, timeout=10)
+        takes = [asyncio.create_task(limiter.take("k", policy)) for _ in range(10)]
+        await asyncio.sleep(0)  # every take has queued
+        takes[3].cancel()
+
+        results = await asyncio.gather(*takes, return_exceptions=True)
+        after = await limiter.take("k", policy)
+
+    assert isinstance(results[3], asyncio.CancelledError)
+    assert all(isinstance(r, Decision) and r.allowed for i, r in enumerate(results) if i != 3)
+    assert after.remaining == 89  # the batch ran whole: the cancelled caller's token was spent
+
+
+async def test_every_take_of_a_batch_fails_fast_when_redis_does_not_answer() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aioredis.Redis(host="127.0.0.1", port=port) as client:
+            limiter = RedisTokenBucketLimiter(client, prefix="tourbook:unused:", timeout=0.05)
+
+            results = await asyncio.gather(*(limiter.take(f"k{i}", Policy.per(5, 60))
+                                             for i in range(30)), return_exceptions=True)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert all(isinstance(r, LimiterUnavailableError) for r in results)
