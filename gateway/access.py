@@ -9,7 +9,7 @@ from aiohttp import web
 
 from common import auth
 from common.errors import AppError, BadRequest, NotFound
-from gateway.table import METHODS, Rule, any_rule
+from gateway.table import METHODS, Rules
 
 # Encoded slashes, backslashes and dots, dot or empty segments (`/..;/` too, a dot segment to
 # servers that strip path parameters), and fragments could make the gateway and an upstream read
@@ -53,18 +53,18 @@ async def identify(request: web.Request) -> auth.Identity | None:
 
 
 class Access:
-    def __init__(self, public: list[Rule], admin: list[Rule]) -> None:
+    def __init__(self, public: Rules, admin: Rules) -> None:
         self.public, self.admin = public, admin
 
     async def enforce(self, request: web.Request) -> auth.Identity | None:
         # HEAD reads what GET reads; it is never a way around a rule on GET.
         method = "GET" if request.method == "HEAD" else request.method
         path = request.path
-        if any_rule(self.admin, method, path):
+        if self.admin.any(method, path):
             identity = await self._required(request)
             auth.require_admin(identity)
             return identity
-        if any_rule(self.public, method, path):
+        if self.public.any(method, path):
             return await identify(request)
         return await self._required(request)
 

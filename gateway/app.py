@@ -18,7 +18,7 @@ from gateway.access import ACCESS, Access
 from gateway.config import Config
 from gateway.proxy import ROUTES
 from gateway.routes import setup_routes
-from gateway.table import Limits, RouteTable, Rule
+from gateway.table import Limits, RouteTable, Rules
 from gateway.upstreams import UPSTREAMS, Upstream, upstreams_ctx
 from gateway.views import export_breaker_states
 
@@ -28,11 +28,11 @@ def create_app(config: Config) -> web.Application:
                       description="The single entry point of tourbook.",
                       middlewares=[limits.client_address, cors.preflight, limits.rate_limit],
                       openapi=docs.openapi_view)
-    public = [Rule.parse(r) for r in config.public_routes]
+    public = Rules.parse(config.public_routes)
     app[MAX_BODY_BYTES] = config.max_upload_bytes
     app[HEALTH] = Health(config.service, timeout=config.health_timeout, section="services")
     app[ROUTES] = RouteTable.parse(config.routes, config.upstream_urls(), config.default_timeout)
-    app[ACCESS] = Access(public, [Rule.parse(r) for r in config.admin_routes])
+    app[ACCESS] = Access(public, Rules.parse(config.admin_routes))
     app[cors.ORIGINS] = frozenset(config.cors_origins)
     app[limits.TRUSTED] = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
     app.cleanup_ctx.extend([verifier_ctx(config), upstreams_ctx(config),

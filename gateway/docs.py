@@ -19,7 +19,7 @@ from common.errors import NotFound
 from common.http.openapi import ERROR_SCHEMA, SECURITY_SCHEMES, build_openapi
 from gateway.access import ACCESS, Access
 from gateway.proxy import ROUTES
-from gateway.table import RouteTable, any_rule, prefix_matches
+from gateway.table import RouteTable, prefix_matches
 from gateway.upstreams import UPSTREAMS, Upstream
 
 Document = dict[str, Any]
@@ -114,8 +114,8 @@ def _as_forwarded(operation: dict[str, Any], method: str, path: str, access: Acc
     than the service's, never looser) and its own errors."""
     responses = operation.setdefault("responses", {})
     wanted = method.upper()
-    admin = any_rule(access.admin, wanted, path)
-    if admin or not any_rule(access.public, wanted, path):
+    admin = access.admin.any(wanted, path)
+    if admin or not access.public.any(wanted, path):
         if not operation.get("security"):
             operation["security"] = [{"bearerAuth": []}]
         responses.setdefault("401", _error("Missing, expired or invalid access token"))

@@ -3,6 +3,7 @@ every gateway replica through Redis, with a local bucket standing in while Redis
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -23,7 +24,7 @@ from common.resilience import (
 from gateway.access import identify
 from gateway.config import Config
 from gateway.proxy import CLIENT_IP
-from gateway.table import Limits, Rule, any_rule, prefix_matches
+from gateway.table import Limits, Rules, prefix_matches
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,7 +42,7 @@ class Limiter:
     must not buy a login brute-forcer a fresh bucket), requests without a valid token, and the
     prefixes in `user_exempt` (the Stripe webhook)."""
 
-    def __init__(self, limiter: RateLimiter, limits: Limits, public: list[Rule], config: Config,
+    def __init__(self, limiter: RateLimiter, limits: Limits, public: Rules, config: Config,
                  rejected: Counter) -> None:
         self.limiter, self.limits, self.public, self.rejected = limiter, limits, public, rejected
         self.exempt, self.user_exempt = config.rate_limit_exempt, config.user_limit_exempt
@@ -51,7 +52,7 @@ class Limiter:
         path = request.path
         method = "GET" if request.method == "HEAD" else request.method
         if (not any(prefix_matches(p, path) for p in self.user_exempt)
-                and not any_rule(self.public, method, path)):
+                and not self.public.any(method, path)):
             identity = await identify(request)
             if identity is not None:
                 return "user", identity.user_id
@@ -96,6 +97,7 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
 Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
+@functools.lru_cache(maxsize=4096)  # a connection's peer, asked about on each of its requests
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(text)
@@ -137,7 +139,7 @@ TRUSTED: web.AppKey[Networks] = web.AppKey("trusted", list)
 
 
 def limiter_ctx(config: Config, limits: Limits,
-                public: list[Rule]) -> Callable[[web.Application], AsyncIterator[None]]:
+                public: Rules) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         registry = app[METRICS].registry
         fallbacks = Counter("gateway_rate_limit_fallback_total",

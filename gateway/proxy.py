@@ -70,13 +70,18 @@ class MalformedBody(BadRequest):
     code, message = "MALFORMED_BODY", "The request body could not be read"
 
 
+_REQUEST_DROPPED = HOP_BY_HOP | GATEWAY_OWNED | METHOD_OVERRIDES
+
+
 def _name(header: str) -> str:
     # Some servers read `X_User_Id` as `X-User-Id`; a forged copy must not slip through that way.
     return header.lower().replace("_", "-")
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
-    return {_name(t.strip()) for v in headers.getall("Connection", []) for t in v.split(",")}
+    if "Connection" not in headers:
+        return set()
+    return {_name(t.strip()) for v in headers.getall("Connection") for t in v.split(",")}
 
 
 def gateway_headers(request: web.Request, identity: Identity | None) -> dict[str, str]:
@@ -94,8 +99,7 @@ def _decoded_by_server(request: web.Request) -> bool:
 
 
 def upstream_headers(request: web.Request, identity: Identity | None) -> CIMultiDict[str]:
-    dropped = (HOP_BY_HOP | GATEWAY_OWNED | METHOD_OVERRIDES
-               | _connection_tokens(request.headers))
+    dropped = _REQUEST_DROPPED | _connection_tokens(request.headers)
     decoded = _decoded_by_server(request)
     if decoded:
         dropped |= {"content-encoding"}

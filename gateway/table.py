@@ -96,8 +96,32 @@ class Rule:
         return method in self.methods and self.pattern.match(path) is not None
 
 
-def any_rule(rules: Iterable[Rule], method: str, path: str) -> bool:
-    return any(rule.matches(method, path) for rule in rules)
+class Rules:
+    """A list of rules, asked once per request whether any matches. Answers are remembered per
+    method and path (a bounded memory, cleared when full), as clients ask about the same few
+    paths again and again."""
+
+    def __init__(self, rules: Iterable[Rule], *, memory: int = 4096) -> None:
+        self.rules = tuple(rules)
+        self._memory = memory
+        self._answers: dict[tuple[str, str], bool] = {}
+
+    @classmethod
+    def parse(cls, lines: Iterable[str]) -> Rules:
+        return cls(Rule.parse(line) for line in lines)
+
+    def __len__(self) -> int:
+        """How many answers are remembered."""
+        return len(self._answers)
+
+    def any(self, method: str, path: str) -> bool:
+        answer = self._answers.get((method, path))
+        if answer is None:
+            answer = any(rule.matches(method, path) for rule in self.rules)
+            if len(self._answers) >= self._memory:
+                self._answers.clear()
+            self._answers[method, path] = answer
+        return answer
 
 
 class Limits:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.keys import load_private_key
 from auth.tokens import TokenSigner
+from gateway.table import Rules
 from gateway.tests.conftest import StandIn, bearer, raw_request
 
 TOUR = "3f2b8a8e-6c1d-4c49-9f0e-2d4a1b7c9e10"
@@ -262,3 +263,21 @@ async def test_forged_identity_headers_are_replaced_by_the_tokens(
     assert {k: v for k, v in received.items() if k.lower().replace("_", "-").startswith(
         "x-user-")} == {"X-User-Id": customer["user"]["id"],
                         "X-User-Email": customer["user"]["email"], "X-User-Role": "customer"}
+
+
+async def test_answers_are_remembered_per_method_not_per_path(
+        gateway: TestClient, stand_ins: dict[str, StandIn], customer: dict[str, Any]) -> None:
+    for _ in range(3):
+        read = await gateway.get(f"/api/tours/{TOUR}")
+        write = await gateway.patch(f"/api/tours/{TOUR}", json={"title": "Mine now"},
+                                    headers=bearer(customer))
+        assert (read.status, write.status) == (200, 403)
+
+
+def test_the_rules_memory_stays_bounded_and_right() -> None:
+    rules = Rules.parse(["GET /api/tours/**", "POST /api/auth/login"])
+    rules_with_small_memory = Rules(rules.rules, memory=8)
+    for i in range(100):
+        assert rules_with_small_memory.any("GET", f"/api/tours/{i}")
+        assert not rules_with_small_memory.any("DELETE", f"/api/tours/{i}")
+        assert len(rules_with_small_memory) <= 8
