@@ -82,7 +82,7 @@ class Config(BaseConfig):
     user_limit_exempt: CsvList = Field(("/webhooks",), description=(
         "prefixes limited per client IP even when a token comes with the request"))
     trusted_proxies: CsvList = Field((), description=(
-        "CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed"))
+        "CIDRs of proxies in front of the gateway whose X-Forwarded-For and -Proto are believed"))
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024, description=(
         "Largest request body streamed to an upstream"))
 

@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from common.errors import AppError
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
+from common.http.middleware import CLIENT_IP
 from common.resilience import (
     Decision,
     FallbackLimiter,
@@ -23,7 +24,7 @@ from common.resilience import (
 )
 from gateway.access import identify
 from gateway.config import Config
-from gateway.proxy import CLIENT_IP
+from gateway.proxy import CLIENT_PROTO
 from gateway.table import Limits, Rules, prefix_matches
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -108,6 +109,22 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+def _trusted(peer: str, trusted: Networks) -> bool:
+    address = _address(peer)
+    return address is not None and any(address in net for net in trusted)
+
+
+def client_proto(request: web.Request, trusted: Networks) -> str:
+    """`http` or `https` as the client used it: a trusted proxy's `X-Forwarded-Proto` (the value
+    the nearest proxy appended), else the scheme of the connection to the gateway."""
+    if _trusted(request.remote or "", trusted):
+        said = [p.strip().lower() for v in request.headers.getall("X-Forwarded-Proto", [])
+                for p in v.split(",")]
+        if said and said[-1] in ("http", "https"):
+            return said[-1]
+    return request.scheme
+
+
 def client_ip(request: web.Request, trusted: Networks) -> str:
     """The peer's address; when the peer is a trusted proxy, the nearest address in
     `X-Forwarded-For` that is not one (each proxy appends the address it saw, so what lies to the
@@ -131,7 +148,9 @@ def client_ip(request: web.Request, trusted: Networks) -> str:
 
 @web.middleware
 async def client_address(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[CLIENT_IP] = client_ip(request, request.app[TRUSTED])
+    trusted = request.app[TRUSTED]
+    request[CLIENT_IP] = client_ip(request, trusted)
+    request[CLIENT_PROTO] = client_proto(request, trusted)
     return await handler(request)
 
 

@@ -17,7 +17,7 @@ from yarl import URL
 
 from common.auth import Identity
 from common.errors import AppError, BadRequest, NotFound, PayloadTooLarge, Unavailable
-from common.http.middleware import MAX_BODY_BYTES, REQUEST_ID_KEY
+from common.http.middleware import CLIENT_IP, MAX_BODY_BYTES, REQUEST_ID_KEY
 from common.resilience import CircuitOpenError
 from gateway.access import ACCESS, check_request_line
 from gateway.table import Route, RouteTable
@@ -44,7 +44,7 @@ DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 CHUNK = 64 * 1024
 
 ROUTES: web.AppKey[RouteTable] = web.AppKey("route_table", RouteTable)
-CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip", str)
+CLIENT_PROTO: web.RequestKey[str] = web.RequestKey("client_proto", str)
 
 
 class GatewayTimeout(AppError):
@@ -86,7 +86,7 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
 
 def gateway_headers(request: web.Request, identity: Identity | None) -> dict[str, str]:
     """What the gateway tells every upstream, HTTP and WebSocket alike."""
-    headers = {"X-Forwarded-For": request[CLIENT_IP], "X-Forwarded-Proto": request.scheme,
+    headers = {"X-Forwarded-For": request[CLIENT_IP], "X-Forwarded-Proto": request[CLIENT_PROTO],
                "X-Forwarded-Host": request.host, "X-Request-ID": request[REQUEST_ID_KEY]}
     if identity is not None:
         headers.update({"X-User-Id": identity.user_id, "X-User-Email": identity.email,

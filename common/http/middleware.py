@@ -20,6 +20,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
+# The client's address where a middleware knows better than the socket's peer (the gateway behind
+# trusted proxies); the request log shows it instead of the proxy's.
+CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip", str)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Probes and scrapes would drown the request log; they still count in the metrics.
 _UNLOGGED = ("/health", "/metrics")
@@ -75,7 +78,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             (log.error if status >= 500 else log.info)(
                 "request", method=request.method, path=request.path, route=route, status=status,
                 durationMs=round((time.perf_counter() - started) * 1000, 2),
-                remote=request.remote)
+                remote=request.get(CLIENT_IP) or request.remote)
         structlog.contextvars.unbind_contextvars("requestId", "correlationId", "userId")
 
 

@@ -157,6 +157,27 @@ async def test_forwarded_for_from_a_trusted_proxy_decides_the_client(make_gatewa
     assert seen == ["203.0.113.7", "203.0.113.7", "203.0.113.8"]
 
 
+async def test_a_trusted_proxy_tells_the_scheme_and_the_log_shows_the_client(make_gateway,
+                                                                             stand_ins):
+    gateway = await make_gateway(GATEWAY_TRUSTED_PROXIES="127.0.0.1/32")
+    behind_tls = {**forwarded("203.0.113.9"), "X-Forwarded-Proto": "https"}
+
+    with capture_logs() as logs:
+        assert (await gateway.get("/api/tours", headers=behind_tls)).status == 200
+
+    assert stand_ins["catalog"].hits[-1]["headers"]["X-Forwarded-Proto"] == "https"
+    [line] = [e for e in logs if e["event"] == "request"]
+    assert line["remote"] == "203.0.113.9"
+
+
+async def test_a_clients_own_forwarded_proto_is_ignored(make_gateway, stand_ins):
+    gateway = await make_gateway()
+
+    await gateway.get("/api/tours", headers={"X-Forwarded-Proto": "https"})
+
+    assert stand_ins["catalog"].hits[-1]["headers"]["X-Forwarded-Proto"] == "http"
+
+
 async def test_a_clients_own_forwarded_for_is_ignored(make_gateway, stand_ins):
     gateway = await make_gateway(**PATIENT, GATEWAY_RATE_LIMITS="/=2/3600")
 
