@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import aiohttp
 
 from auth.db import MIGRATIONS
 from auth.keys import ensure_keys
+from bench.load import drive, summary
 from common.db import migrate
 from common.testing import free_port
 from ops import infra
@@ -45,35 +45,6 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError("auth did not become ready")
-
-
-async def drive(session: aiohttp.ClientSession, method: str, url: str, seconds: float,
-                concurrency: int, *, expect: int = 200,
-                **kwargs: object) -> tuple[int, list[float]]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            async with session.request(method, url, **kwargs) as resp:  # type: ignore[arg-type]
-                await resp.read()
-                if resp.status != expect:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    if errors:
-        raise RuntimeError(f"{errors} requests failed during {method} {url}")
-    return len(latencies), latencies
-
-
-def summary(name: str, count: int, latencies: list[float], seconds: float) -> dict[str, object]:
-    cuts = statistics.quantiles(latencies, n=100)
-    return {"measure": name, "rps": round(count / seconds, 1),
-            "p50_ms": round(cuts[49] * 1000, 1), "p99_ms": round(cuts[98] * 1000, 1)}
 
 
 async def bench_cost(rounds: int, seconds: float, concurrency: int,
