@@ -102,7 +102,7 @@ class Accounts:
             async with conn.transaction():
                 spent = await db.spend_refresh_token(conn, token_hash)
                 user = await db.user_by_id(conn, spent["user_id"]) if spent else None
-                if user is not None and user["is_active"]:
+                if spent is not None and user is not None and user["is_active"]:
                     access, refresh = await self._issue(conn, user, spent["session_id"])
                     return Session(user, access, refresh)
             if spent is not None:

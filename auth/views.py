@@ -16,6 +16,7 @@ from auth.schemas import (
     ContactOut,
     JwksOut,
     LoginIn,
+    NotificationPreferences,
     ProfilePatch,
     RefreshIn,
     RegisterIn,
@@ -34,7 +35,8 @@ def user_out(user: asyncpg.Record) -> UserOut:
         id=str(user["id"]), email=user["email"], first_name=user["first_name"],
         last_name=user["last_name"], phone=user["phone"], role=user["role"],
         is_active=user["is_active"],
-        notification_preferences={"email": user["notify_email"], "sms": user["notify_sms"]},
+        notification_preferences=NotificationPreferences(email=user["notify_email"],
+                                                         sms=user["notify_sms"]),
         last_login_at=user["last_login_at"], created_at=user["created_at"],
         updated_at=user["updated_at"])
 
