@@ -1,0 +1,1 @@
+"""catalog: tours, departures, categories, destinations and search; the authority on seats."""

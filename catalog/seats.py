@@ -1,0 +1,158 @@
+"""The seat model: holds taken, confirmed and released by booking id, each change applied at most
+once, and `held + booked <= capacity` on every departure under any concurrency.
+
+Every function runs in its caller's transaction (a request's, or the consumer's that records the
+event as processed) and writes its availability events there too. Seats are only ever added by a
+conditional UPDATE (`db.take_seats`, `db.book_free_seats`); a hold's state only changes with its
+row locked, so two changes of one booking run one after the other. Locks are always taken hold
+first, then departure, so these transactions cannot deadlock one another.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from catalog import db
+from catalog.errors import (
+    DepartureInPast,
+    DepartureNotFound,
+    HoldNotFound,
+    HoldReleased,
+    InsufficientAvailability,
+    TourNotFound,
+    invalid,
+)
+from catalog.events import Counters, record_availability
+from catalog.schemas import HoldIn
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The hold as it is now (`db.hold_view`) and what this call changed: "held", "booked",
+    "released", or None when the call found the change already made."""
+
+    hold: asyncpg.Record
+    change: str | None
+
+    @property
+    def seats(self) -> int:
+        seats: int = self.hold["seats"]
+        return seats
+
+
+async def hold(conn: asyncpg.Connection, request: HoldIn, *, now: datetime) -> Outcome:
+    """Take the seats for a new booking id, or answer the hold it already has."""
+    existing = await db.hold_view(conn, request.booking_id)
+    if existing is not None:
+        return _repeated(existing, request)
+    tour = await db.bookable_tour(conn, request.tour_id)
+    if tour is None:
+        raise TourNotFound(details={"tourId": str(request.tour_id)})
+    if request.tour_date <= now.date():
+        raise DepartureInPast(request.tour_date)
+    departure = await db.departure_on(conn, tour["id"], request.tour_date)
+    if departure is None or not departure["is_active"]:
+        raise _no_departure(request)
+    if not 1 <= request.seats <= tour["max_group_size"]:
+        raise invalid("participants", f"must be between 1 and {tour['max_group_size']} "
+                                      "(the most one booking may take on this tour)")
+    if request.expires_at <= now:
+        raise invalid("expiresAt", "must be in the future")
+    if not await db.insert_hold(conn, booking_id=request.booking_id,
+                                departure_id=departure["id"], seats=request.seats,
+                                unit_price=tour["price"], currency=tour["currency"],
+                                expires_at=request.expires_at):
+        # A request with this booking id committed while we were checking: answer its hold.
+        return _repeated(await get(conn, request.booking_id), request)
+    taken = await db.take_seats(conn, departure["id"], request.seats)
+    if taken is None:
+        # Raising rolls the hold row back with the caller's transaction.
+        current = Counters.of(await db.departure_counters(conn, departure["id"]))
+        if not current.is_active:
+            raise _no_departure(request)
+        raise InsufficientAvailability(current.available, request.seats, request.tour_date)
+    after = Counters.of(taken)
+    await record_availability(conn, after.before(held=request.seats), after)
+    return Outcome(await get(conn, request.booking_id), "held")
+
+
+async def confirm(conn: asyncpg.Connection, booking_id: uuid.UUID) -> Outcome:
+    """The booking is paid: its held seats become booked.
+
+    A hold the sweeper released as an orphan takes its seats again only if they are still free;
+    otherwise InsufficientAvailability and nothing changes: a paid booking without seats is
+    refunded, a departure is never overbooked. A hold released because booking cancelled it
+    stays released (HoldReleased): a confirmation arriving after the cancellation (a retried
+    message overtaken by the next one) must not book seats for a cancelled booking.
+    """
+    locked = await db.lock_hold(conn, booking_id)
+    if locked is None:
+        raise HoldNotFound(details={"bookingId": str(booking_id)})
+    seats, departure_id = locked["seats"], locked["departure_id"]
+    if locked["state"] == "booked":
+        return Outcome(await get(conn, booking_id), None)
+    if locked["state"] == "held":
+        after = Counters.of(await db.book_held_seats(conn, departure_id, seats))
+        before = after.before(held=-seats, booked=seats)
+    elif locked["release_reason"] == "expired":
+        booked = await db.book_free_seats(conn, departure_id, seats)
+        if booked is None:
+            current = Counters.of(await db.departure_counters(conn, departure_id))
+            raise InsufficientAvailability(current.available, seats, current.date)
+        after = Counters.of(booked)
+        before = after.before(booked=seats)
+        log.warning("expired_hold_booked_again", bookingId=str(booking_id), seats=seats)
+    else:
+        raise HoldReleased(details={"bookingId": str(booking_id)})
+    await db.set_hold_state(conn, booking_id, "booked")
+    await record_availability(conn, before, after)
+    return Outcome(await get(conn, booking_id), "booked")
+
+
+async def release(conn: asyncpg.Connection, booking_id: uuid.UUID, *,
+                  reason: str = "cancelled") -> Outcome:
+    """Give the seats back, held or booked: booking cancelled it ("cancelled"), or the sweeper
+    found it orphaned ("expired")."""
+    locked = await db.lock_hold(conn, booking_id)
+    if locked is None:
+        raise HoldNotFound(details={"bookingId": str(booking_id)})
+    if locked["state"] == "released":
+        return Outcome(await get(conn, booking_id), None)
+    seats = locked["seats"]
+    held, booked = (seats, 0) if locked["state"] == "held" else (0, seats)
+    after = Counters.of(await db.free_seats(conn, locked["departure_id"], held=held,
+                                            booked=booked))
+    await db.set_hold_state(conn, booking_id, "released", release_reason=reason)
+    await record_availability(conn, after.before(held=-held, booked=-booked), after)
+    return Outcome(await get(conn, booking_id), "released")
+
+
+async def get(conn: asyncpg.Connection, booking_id: uuid.UUID) -> asyncpg.Record:
+    view = await db.hold_view(conn, booking_id)
+    if view is None:
+        raise HoldNotFound(details={"bookingId": str(booking_id)})
+    return view
+
+
+def _repeated(existing: asyncpg.Record, request: HoldIn) -> Outcome:
+    if existing["state"] == "released":
+        raise HoldReleased(details={"bookingId": str(request.booking_id)})
+    if (existing["tour_id"], existing["tour_date"], existing["seats"]) != (
+            request.tour_id, request.tour_date, request.seats):
+        # Booking ids are booking's UUIDs: a different request under one means a bug there.
+        # The first request's hold stands; booking sees what it holds in the answer.
+        log.warning("hold_repeated_with_other_values", bookingId=str(request.booking_id))
+    return Outcome(existing, None)
+
+
+def _no_departure(request: HoldIn) -> DepartureNotFound:
+    return DepartureNotFound(
+        f"The tour has no active departure on {request.tour_date.isoformat()}",
+        details={"tourId": str(request.tour_id), "tourDate": request.tour_date.isoformat()})

@@ -1,0 +1,184 @@
+"""The seat API booking calls (`/internal/holds`): every change keyed by booking id and applied
+once, every refusal with the contract's code, and only with the service credential."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from catalog.tests.conftest import SERVICE, Api, in_days, orphan, seats_of
+
+
+async def test_a_hold_takes_the_seats_and_answers_the_contract_fields(api: Api, conn):
+    tour, departure = await api.tour_with_departure(capacity=8, price=4500)
+    booking_id = str(uuid.uuid4())
+    resp = await api.hold(tour["id"], departure["date"], 3, booking_id=booking_id)
+    assert resp.status == 201
+    hold = await resp.json()
+    assert hold == {
+        "bookingId": booking_id, "tourId": tour["id"], "departureId": departure["id"],
+        "tourDate": departure["date"], "seats": 3, "state": "held",
+        "expiresAt": hold["expiresAt"], "tourTitle": tour["title"], "unitPrice": 4500,
+        "currency": "EUR", "maxGroupSize": 8, "availableSeats": 5, "capacity": 8}
+    assert hold["expiresAt"].endswith("Z")
+    assert await seats_of(conn, departure["id"]) == (8, 3, 0)
+    detail = await api.get(f"/api/tours/{tour['id']}")
+    assert detail["departures"][0]["availableSeats"] == 5
+
+
+async def test_the_same_booking_id_holds_once(api: Api, conn):
+    tour, departure = await api.tour_with_departure(capacity=8)
+    booking_id = str(uuid.uuid4())
+    first = await api.hold(tour["id"], departure["date"], 2, booking_id=booking_id)
+    again = await api.hold(tour["id"], departure["date"], 2, booking_id=booking_id)
+    assert (first.status, again.status) == (201, 200)
+    assert await again.json() == await first.json()
+    assert await seats_of(conn, departure["id"]) == (8, 2, 0)
+
+
+async def test_confirm_books_the_held_seats_once(api: Api, conn):
+    tour, departure = await api.tour_with_departure(capacity=8)
+    hold = await api.held(departure, 3)
+    for _ in range(2):
+        resp = await api.hold_action(hold["bookingId"], "confirm")
+        assert resp.status == 200
+        body = await resp.json()
+        assert (body["state"], body["availableSeats"]) == ("booked", 5)
+    assert await seats_of(conn, departure["id"]) == (8, 0, 3)
+    repeat = await api.hold(tour["id"], departure["date"], 3, booking_id=hold["bookingId"])
+    assert repeat.status == 200 and (await repeat.json())["state"] == "booked"
+
+
+@pytest.mark.parametrize("confirmed", [False, True], ids=["held", "booked"])
+async def test_release_gives_back_held_or_booked_seats_once(api: Api, conn, confirmed: bool):
+    _, departure = await api.tour_with_departure(capacity=8)
+    hold = await api.held(departure, 3)
+    if confirmed:
+        await api.hold_action(hold["bookingId"], "confirm")
+    for _ in range(2):
+        resp = await api.hold_action(hold["bookingId"], "release")
+        assert resp.status == 200
+        body = await resp.json()
+        assert (body["state"], body["availableSeats"]) == ("released", 8)
+    assert await seats_of(conn, departure["id"]) == (8, 0, 0)
+    fetched = await api.client.get(f"/internal/holds/{hold['bookingId']}", headers=SERVICE)
+    assert (await fetched.json())["state"] == "released"
+
+
+async def test_a_released_booking_id_cannot_hold_again(api: Api):
+    tour, departure = await api.tour_with_departure()
+    hold = await api.held(departure)
+    await api.hold_action(hold["bookingId"], "release")
+    resp = await api.hold(tour["id"], departure["date"], booking_id=hold["bookingId"])
+    assert (resp.status, (await resp.json())["error"]) == (409, "HOLD_RELEASED")
+
+
+async def test_confirming_an_expired_hold_takes_the_seats_again_only_if_free(api: Api, conn):
+    _, departure = await api.tour_with_departure(capacity=4)
+    early, late = await api.held(departure, 2), await api.held(departure, 2)
+    await orphan(api, conn, early)
+    again = await api.hold_action(early["bookingId"], "confirm")
+    assert again.status == 200 and (await again.json())["state"] == "booked"
+    assert await seats_of(conn, departure["id"]) == (4, 2, 2)
+
+    await orphan(api, conn, late)
+    await api.held(departure, 2)  # someone else takes the seats meanwhile
+    refused = await api.hold_action(late["bookingId"], "confirm")
+    body = await refused.json()
+    assert (refused.status, body["error"]) == (409, "INSUFFICIENT_AVAILABILITY")
+    assert body["details"]["availableSeats"] == 0
+    assert await seats_of(conn, departure["id"]) == (4, 2, 2)  # never overbooked
+    state = await api.client.get(f"/internal/holds/{late['bookingId']}", headers=SERVICE)
+    assert (await state.json())["state"] == "released"
+
+
+async def test_a_hold_booking_released_cannot_be_confirmed(api: Api, conn):
+    _, departure = await api.tour_with_departure(capacity=4)
+    hold = await api.held(departure, 2)
+    await api.hold_action(hold["bookingId"], "release")
+    refused = await api.hold_action(hold["bookingId"], "confirm")
+    assert (refused.status, (await refused.json())["error"]) == (409, "HOLD_RELEASED")
+    assert await seats_of(conn, departure["id"]) == (4, 0, 0)
+
+
+async def test_not_enough_seats_is_409_with_what_is_left(api: Api, conn):
+    tour, departure = await api.tour_with_departure(capacity=5)
+    await api.held(departure, 3)
+    resp = await api.hold(tour["id"], departure["date"], 3)
+    body = await resp.json()
+    assert resp.status == 409
+    assert body == {"status": 409, "error": "INSUFFICIENT_AVAILABILITY",
+                    "message": f"Only 2 seats left on {departure['date']}",
+                    "details": {"availableSeats": 2, "requested": 3,
+                                "tourDate": departure["date"]}}
+    assert await seats_of(conn, departure["id"]) == (5, 3, 0)
+    assert await conn.fetchval("SELECT count(*) FROM seat_holds WHERE departure_id = $1",
+                               uuid.UUID(departure["id"])) == 1
+
+
+async def test_hold_refusals_have_the_contract_codes(api: Api):
+    tour, departure = await api.tour_with_departure(capacity=6)
+    inactive, inactive_departure = await api.tour_with_departure()
+    await api.client.delete(f"/api/tours/{inactive['id']}", headers=api.admin)
+    closed = await api.departure(tour["id"], days=45)
+    await api.client.delete(f"/api/tours/{tour['id']}/departures/{closed['id']}",
+                            headers=api.admin)
+    cases = [
+        (api.hold(str(uuid.uuid4()), departure["date"]), 404, "TOUR_NOT_FOUND"),
+        (api.hold(inactive["id"], inactive_departure["date"]), 404, "TOUR_NOT_FOUND"),
+        (api.hold(tour["id"], in_days(31)), 404, "DEPARTURE_NOT_FOUND"),
+        (api.hold(tour["id"], closed["date"]), 404, "DEPARTURE_NOT_FOUND"),
+        (api.hold(tour["id"], in_days(0)), 400, "DEPARTURE_IN_PAST"),
+        (api.hold(tour["id"], in_days(-3)), 400, "DEPARTURE_IN_PAST"),
+        (api.hold(tour["id"], departure["date"], 0), 400, "VALIDATION_ERROR"),
+        (api.hold(tour["id"], departure["date"], 7), 400, "VALIDATION_ERROR"),
+        (api.hold(tour["id"], departure["date"], expires_in=-60), 400, "VALIDATION_ERROR"),
+    ]
+    for call, status, code in cases:
+        resp = await call
+        assert (resp.status, (await resp.json())["error"]) == (status, code), (status, code)
+    too_many = await (await api.hold(tour["id"], departure["date"], 7)).json()
+    assert too_many["details"][0]["field"] == "participants"
+    assert "6" in too_many["details"][0]["message"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"tourId": "nope"}, "tourId"),
+    ({"tourDate": "14/03/2027"}, "tourDate"),
+    ({"seats": "2"}, "seats"),
+    ({"expiresAt": "2030-01-01T10:00:00"}, "expiresAt"),  # no time zone
+    ({"bookingId": None}, "bookingId"),
+    ({"extra": 1}, "extra"),
+])
+async def test_malformed_hold_requests_name_the_field(api: Api, body, field):
+    valid = {"bookingId": str(uuid.uuid4()), "tourId": str(uuid.uuid4()),
+             "tourDate": in_days(30), "seats": 1,
+             "expiresAt": (datetime.now(UTC) + timedelta(minutes=15)).isoformat()}
+    resp = await api.client.post("/internal/holds", json={**valid, **body}, headers=SERVICE)
+    assert resp.status == 400
+    assert field in [d["field"] for d in (await resp.json())["details"]]
+
+
+async def test_unknown_holds_are_404(api: Api):
+    for booking_id in (str(uuid.uuid4()), "not-a-uuid"):
+        for method, path in (("POST", "confirm"), ("POST", "release"), ("GET", "")):
+            url = f"/internal/holds/{booking_id}" + (f"/{path}" if path else "")
+            resp = await api.client.request(method, url, headers=SERVICE)
+            assert (resp.status, (await resp.json())["error"]) == (404, "HOLD_NOT_FOUND")
+
+
+async def test_internal_routes_refuse_anything_but_the_service_credential(
+        api: Api, admin, customer):
+    tour, departure = await api.tour_with_departure()
+    hold = await api.held(departure)
+    for headers in (customer, admin, {"X-Internal-Token": "guess"}, {}):
+        resp = await api.hold(tour["id"], departure["date"], headers=headers)
+        assert (resp.status, (await resp.json())["error"]) == (401, "SERVICE_CREDENTIAL_INVALID")
+        for method, path in (("POST", "/confirm"), ("POST", "/release"), ("GET", "")):
+            resp = await api.client.request(method, f"/internal/holds/{hold['bookingId']}{path}",
+                                            headers=headers)
+            assert resp.status == 401
+    state = await api.client.get(f"/internal/holds/{hold['bookingId']}", headers=SERVICE)
+    assert (await state.json())["state"] == "held"

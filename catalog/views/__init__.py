@@ -1,0 +1,24 @@
+"""catalog's HTTP handlers, by sub-domain: parse, call the rules, shape the answer."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from common import auth
+from common.errors import AppError
+
+
+async def require_admin_for(request: web.Request, include_inactive: bool) -> None:
+    """Inactive entries are for admins: asking for them needs an admin's token."""
+    if include_inactive:
+        auth.require_admin(await auth.authenticate(request))
+
+
+def path_id(request: web.Request, name: str, not_found: AppError) -> UUID:
+    """A path segment that must be an id; anything else names nothing (404)."""
+    try:
+        return UUID(request.match_info[name])
+    except ValueError:
+        raise not_found from None
