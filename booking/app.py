@@ -1,0 +1,91 @@
+"""Builds the booking app: `create_app(config)` does no I/O; resources open in cleanup contexts.
+
+Shutdown runs the contexts in reverse: the jobs stop, then the consumer drains, then the relay
+finishes its batch, then the upstream sessions, the bus and the pool close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from booking.app_keys import BOOKING_METRICS, BOOKINGS, CATALOG, JOBS
+from booking.bookings import Bookings
+from booking.catalog import CatalogClient, catalog_breaker
+from booking.config import Config
+from booking.contacts import ContactBook
+from booking.jobs import Jobs, jobs_ctx
+from booking.metrics import BookingMetrics
+from booking.payment_events import build_consumer
+from booking.routes import setup_routes
+from common import db
+from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
+from common.http import service_app, verifier_ctx
+from common.http.health import HEALTH
+from common.http.metrics import METRICS
+from common.resilience import State
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(config: Config) -> web.Application:
+    app = service_app(config, title="tourbook booking",
+                      description="Bookings, their state machine, seat holds and jobs.")
+    metrics = BookingMetrics(app[METRICS].registry)
+    app[BOOKING_METRICS] = metrics
+    app.cleanup_ctx.extend([
+        db.pool_ctx(config.database_url),
+        verifier_ctx(config),
+        bus_ctx(config.amqp_url, name="booking", registry=app[METRICS].registry),
+        relay_ctx(),
+        _bookings_ctx(config),
+        consumer_ctx(build_consumer(metrics)),
+        _health_ctx(),
+        jobs_ctx(config, JOBS),
+    ])
+    app[HEALTH].add("database", lambda: db.ping(app[db.POOL]))
+    setup_routes(app)
+    return app
+
+
+def _bookings_ctx(config: Config) -> CleanupContext:
+    """One pooled session per upstream, with the catalog breaker, and the objects using them."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        token = config.internal_tokens[0]
+        catalog_timeout = aiohttp.ClientTimeout(total=config.catalog_timeout)
+        async with aiohttp.ClientSession(timeout=catalog_timeout) as catalog_session, \
+                aiohttp.ClientSession() as auth_session:
+            catalog = CatalogClient(catalog_session, config.catalog_url, token,
+                                    catalog_breaker(config.catalog_timeout,
+                                                    config.breaker_reset_timeout))
+            contacts = ContactBook(auth_session, config.auth_url, token, config.auth_timeout)
+            app[CATALOG] = catalog
+            app[BOOKINGS] = Bookings(app[db.POOL], catalog, contacts, app[BOOKING_METRICS],
+                                     config)
+            app[JOBS] = Jobs(app[db.POOL], catalog, app[BOOKING_METRICS], config)
+            yield
+
+    return ctx
+
+
+def _health_ctx() -> CleanupContext:
+    """The bus's checks, once its objects exist. Only the database decides readiness: without
+    the broker, bookings are still taken (their events wait in the outbox)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        health = app[HEALTH]
+        for name, check in health_checks(app).items():
+            health.add(name, check, critical=False)
+        health.add("catalog", lambda: _catalog_circuit_closed(app), critical=False)
+        yield
+
+    return ctx
+
+
+async def _catalog_circuit_closed(app: web.Application) -> None:
+    breaker = app[CATALOG].breaker
+    if breaker.state is State.OPEN:
+        raise RuntimeError(f"catalog circuit open, retry in {breaker.retry_after():.0f}s")

@@ -1,0 +1,13 @@
+"""Typed keys for what the booking app holds."""
+
+from aiohttp import web
+
+from booking.bookings import Bookings
+from booking.catalog import CatalogClient
+from booking.jobs import Jobs
+from booking.metrics import BookingMetrics
+
+BOOKINGS: web.AppKey[Bookings] = web.AppKey("bookings", Bookings)
+CATALOG: web.AppKey[CatalogClient] = web.AppKey("catalog", CatalogClient)
+JOBS: web.AppKey[Jobs] = web.AppKey("jobs", Jobs)
+BOOKING_METRICS: web.AppKey[BookingMetrics] = web.AppKey("booking_metrics", BookingMetrics)

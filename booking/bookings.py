@@ -1,0 +1,210 @@
+"""The booking rules behind the API: create (hold first, then store; compensate on failure), read
+and list with owner scoping, cancel, and the admin's manual transitions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from booking import db, idempotency
+from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable, Hold
+from booking.config import Config
+from booking.contacts import Contact, ContactBook
+from booking.idempotency import Claim, Replay
+from booking.lifecycle import BookingNotFound, Plan, change, state_of
+from booking.metrics import BookingMetrics
+from booking.schemas import BookingIn, ListQuery, booking_out
+from booking.states import PaymentStatus, Status, Transition, change_payment, change_status
+from common.auth import Identity
+
+log = structlog.get_logger(__name__)
+
+CUSTOMER_CANCEL_REASON = "cancelled by the customer"
+ADMIN_CANCEL_REASON = "cancelled by an administrator"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `POST /api/bookings` sends: a new booking, or the replay of an earlier answer."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[asyncpg.Record]
+    total: int
+
+
+class Bookings:
+    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, contacts: ContactBook,
+                 metrics: BookingMetrics, config: Config) -> None:
+        self._pool, self._catalog, self._contacts = pool, catalog, contacts
+        self._metrics, self._config = metrics, config
+
+    # -- create ----------------------------------------------------------------------------
+
+    async def create(self, identity: Identity, body: BookingIn, key: str | None) -> Answer:
+        body_hash = idempotency.request_hash(body.model_dump(mode="json", by_alias=True))
+        async with self._pool.acquire() as conn:
+            claimed = await idempotency.claim(conn, user_id=identity.user_id, key=key,
+                                              body_hash=body_hash,
+                                              lease=self._config.request_lease)
+        if isinstance(claimed, Replay):
+            return Answer(claimed.status, claimed.body, replayed=True)
+        if claimed.taken_over:
+            log.info("booking_request_taken_over", bookingId=str(claimed.booking_id))
+
+        # The contact lookup at auth runs while catalog holds the seats; it never fails.
+        contact_lookup = asyncio.create_task(self._contact(identity, body))
+        try:
+            hold = await self._hold(claimed, body)
+        except BaseException:
+            contact_lookup.cancel()
+            raise
+        return await self._store(claimed, identity, body, hold, contact_lookup)
+
+    async def _contact(self, identity: Identity, body: BookingIn) -> Contact:
+        if body.contact is not None:
+            return Contact(body.contact.name, body.contact.email, body.contact.phone)
+        return await self._contacts.contact(identity)
+
+    async def _hold(self, claimed: Claim, body: BookingIn) -> Hold:
+        expires_at = datetime.now(UTC) + timedelta(seconds=self._config.hold_ttl)
+        try:
+            return await self._catalog.hold(
+                booking_id=claimed.booking_id, tour_id=body.tour_id, tour_date=body.tour_date,
+                seats=body.participants, expires_at=expires_at)
+        except CatalogRefused:
+            # Nothing is held: free the key so that a corrected request may use it.
+            await self._settle(idempotency.forget, claimed)
+            raise
+        except BaseException:
+            # Catalog may have made the hold before we stopped listening: keep the booking id,
+            # so a retry gets that same hold back (or the abandoned-hold job releases it).
+            await self._settle(idempotency.end_lease, claimed)
+            raise
+
+    async def _store(self, claimed: Claim, identity: Identity, body: BookingIn, hold: Hold,
+                     contact_lookup: asyncio.Task[Contact]) -> Answer:
+        """From here on seats are held: any failure gives them back before it is raised."""
+        try:
+            contact = await contact_lookup
+            async with self._pool.acquire() as conn, conn.transaction():
+                booking = await db.insert_booking(
+                    conn, booking_id=claimed.booking_id, user_id=identity.user_id,
+                    tour_id=hold.tour_id, departure_id=hold.departure_id,
+                    tour_title=hold.tour_title, tour_date=hold.tour_date,
+                    participants=body.participants, unit_price=hold.unit_price,
+                    currency=hold.currency, contact_name=contact.name,
+                    contact_email=contact.email, contact_phone=contact.phone,
+                    special_requests=body.special_requests or None,
+                    expires_at=hold.expires_at)
+                answer = Answer(201, booking_out(booking).model_dump(mode="json", by_alias=True))
+                await idempotency.answer(conn, claimed, answer.status, answer.body)
+        except BaseException:
+            await self._compensate(claimed)
+            raise
+        self._metrics.created.inc()
+        log.info("booking_created", bookingId=str(booking["id"]), tourId=str(hold.tour_id),
+                 participants=body.participants, totalAmount=booking["total_amount"])
+        return answer
+
+    async def _compensate(self, claimed: Claim) -> None:
+        """The booking could not be stored after its seats were held: give the seats back before
+        answering, unless the row did commit (only the acknowledgement was lost)."""
+        with contextlib.suppress(Exception):
+            async with self._pool.acquire() as conn:
+                if await db.booking_exists(conn, claimed.booking_id):
+                    return
+        try:
+            await asyncio.shield(self._catalog.release(claimed.booking_id))
+        except (CatalogUnavailable, CatalogRefused) as exc:
+            log.error("hold_release_failed", bookingId=str(claimed.booking_id), error=exc.code)
+            await self._settle(idempotency.end_lease, claimed)  # the job retries the release
+            return
+        log.warning("hold_released_after_failure", bookingId=str(claimed.booking_id))
+        await self._settle(idempotency.forget, claimed)
+
+    async def _settle(self, step: Callable[[asyncpg.Connection, Claim], Awaitable[None]],
+                      claimed: Claim) -> None:
+        """Record what became of a claim; shielded, and never masking the error being raised."""
+        async def run() -> None:
+            async with self._pool.acquire() as conn:
+                await step(conn, claimed)
+        try:
+            await asyncio.shield(run())
+        except Exception as exc:  # the lease expires by itself; the job cleans up after it
+            log.error("booking_request_not_settled", bookingId=str(claimed.booking_id),
+                      error=repr(exc))
+
+    # -- read ------------------------------------------------------------------------------
+
+    async def get(self, identity: Identity, booking_id: uuid.UUID) -> asyncpg.Record:
+        async with self._pool.acquire() as conn:
+            booking = await db.booking_by_id(conn, booking_id)
+        # Someone else's booking is "not found", not "forbidden": its existence is not ours to
+        # reveal.
+        if booking is None or not identity.may_access(booking["user_id"]):
+            raise BookingNotFound()
+        return booking
+
+    async def search(self, identity: Identity, query: ListQuery) -> Page:
+        filters = db.Filters(
+            user_id=None if identity.is_admin else identity.user_id,
+            status=query.status.value if query.status else None, tour_id=query.tour_id,
+            date_from=query.date_from, date_to=query.date_to, email=query.email)
+        async with self._pool.acquire() as conn:
+            items = await db.list_bookings(conn, filters, limit=query.limit,
+                                           offset=(query.page - 1) * query.limit)
+            total = await db.count_bookings(conn, filters)
+        return Page(items, total)
+
+    # -- change ----------------------------------------------------------------------------
+
+    async def cancel(self, identity: Identity, booking_id: uuid.UUID,
+                     reason: str | None) -> asyncpg.Record:
+        def plan(booking: asyncpg.Record) -> Transition:
+            if not identity.may_access(booking["user_id"]):
+                raise BookingNotFound()
+            default = (CUSTOMER_CANCEL_REASON if str(booking["user_id"]) == identity.user_id
+                       else ADMIN_CANCEL_REASON)
+            return change_status(state_of(booking), Status.CANCELLED, reason=reason or default)
+
+        source = "admin" if identity.is_admin else "customer"
+        return await self._change(booking_id, plan, source)
+
+    async def set_status(self, booking_id: uuid.UUID, status: Status,
+                         reason: str | None) -> asyncpg.Record:
+        return await self._change(booking_id, lambda booking: change_status(
+            state_of(booking), status, reason=reason or ADMIN_CANCEL_REASON), "admin")
+
+    async def set_payment_status(self, booking_id: uuid.UUID,
+                                 payment_status: PaymentStatus) -> asyncpg.Record:
+        """Reconciliation: the same move a payment event makes (`paid` confirms a pending
+        booking and announces it), with the full amount when marked refunded."""
+        def plan(booking: asyncpg.Record) -> Transition:
+            refunded = (booking["total_amount"] if payment_status is PaymentStatus.REFUNDED
+                        else None)
+            return change_payment(state_of(booking), payment_status, refunded_amount=refunded)
+
+        return await self._change(booking_id, plan, "admin")
+
+    async def _change(self, booking_id: uuid.UUID, plan: Plan, source: str) -> asyncpg.Record:
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await change(conn, booking_id, plan)
+        self._metrics.count(changed.transition, source)
+        log.info("booking_changed", bookingId=str(booking_id), source=source,
+                 status=changed.booking["status"],
+                 paymentStatus=changed.booking["payment_status"])
+        return changed.booking

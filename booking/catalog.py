@@ -1,0 +1,162 @@
+"""The client of catalog's `/internal` seat-hold API: a pooled session, a timeout on every call,
+a circuit breaker, and catalog's answers turned into booking's errors.
+
+Catalog's refusals (400, 404, 409) are the client's business and pass through unchanged; catalog
+being down, slow, failing or refusing our credential is booking's problem and becomes 503.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import aiohttp
+import structlog
+
+from common.auth import SERVICE_HEADER
+from common.errors import AppError, Unavailable
+from common.resilience import BreakerOptions, CircuitBreaker, CircuitOpenError
+
+log = structlog.get_logger(__name__)
+
+# Catalog says `seats`; booking's clients sent `participants`. Their error details use our names.
+_FIELD_NAMES = {"seats": "participants"}
+_PASSED_THROUGH = frozenset({400, 404, 409, 422})
+
+
+class CatalogRefused(AppError):
+    """Catalog's own answer (e.g. 409 INSUFFICIENT_AVAILABILITY), status, code, message and
+    details unchanged."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.status, self.code = status, code
+
+
+class CatalogUnavailable(Unavailable):
+    message = "The tour catalog cannot be reached right now; try again shortly"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Seats catalog holds for one booking, and the tour facts booking keeps from it."""
+
+    booking_id: uuid.UUID
+    tour_id: uuid.UUID
+    departure_id: uuid.UUID
+    tour_date: date
+    seats: int
+    state: str
+    expires_at: datetime
+    tour_title: str
+    unit_price: int
+    currency: str
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Hold:
+        return cls(
+            booking_id=uuid.UUID(body["bookingId"]), tour_id=uuid.UUID(body["tourId"]),
+            departure_id=uuid.UUID(body["departureId"]),
+            tour_date=date.fromisoformat(body["tourDate"]), seats=int(body["seats"]),
+            state=str(body["state"]),
+            expires_at=datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00")),
+            tour_title=str(body["tourTitle"]), unit_price=int(body["unitPrice"]),
+            currency=str(body["currency"]))
+
+
+def _is_upstream_fault(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.ClientError | TimeoutError)
+
+
+def _is_server_error(result: object) -> bool:
+    return isinstance(result, tuple) and result[0] >= 500
+
+
+def catalog_breaker(timeout: float, reset_timeout: float) -> CircuitBreaker:
+    """After a run of failures, requests get their 503 at once instead of each waiting for the
+    timeout; catalog's 4xx answers are healthy answers and never open it."""
+    return CircuitBreaker("catalog", BreakerOptions(
+        timeout=timeout, reset_timeout=reset_timeout, is_failure=_is_upstream_fault,
+        is_failure_result=_is_server_error))
+
+
+class CatalogClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, service_token: str,
+                 breaker: CircuitBreaker) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._headers = {SERVICE_HEADER: service_token}
+        self.breaker = breaker
+
+    async def hold(self, *, booking_id: uuid.UUID, tour_id: uuid.UUID, tour_date: date,
+                   seats: int, expires_at: datetime) -> Hold:
+        """Hold `seats` for the booking; the same booking id again returns the same hold."""
+        body = {"bookingId": str(booking_id), "tourId": str(tour_id),
+                "tourDate": tour_date.isoformat(), "seats": seats,
+                "expiresAt": expires_at.isoformat().replace("+00:00", "Z")}
+        status, answer = await self._call("POST", "/internal/holds", body)
+        if status in (200, 201):
+            return self._hold(answer)
+        raise self._refusal(status, answer)
+
+    async def release(self, booking_id: uuid.UUID) -> Hold | None:
+        """Give the booking's seats back; None when catalog never held any for it."""
+        status, answer = await self._call("POST", f"/internal/holds/{booking_id}/release")
+        if status == 200:
+            return self._hold(answer)
+        if status == 404:
+            return None
+        raise self._refusal(status, answer)
+
+    async def _call(self, method: str, path: str,
+                    body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        try:
+            status, answer = await self.breaker.call(self._request, method, path, body)
+        except CircuitOpenError as exc:
+            raise CatalogUnavailable(headers={
+                "Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("catalog_unreachable", method=method, path=path,
+                        error=str(exc) or type(exc).__name__)
+            raise CatalogUnavailable() from None
+        if status >= 500:
+            log.warning("catalog_failed", method=method, path=path, status=status,
+                        error=answer.get("error"))
+            raise CatalogUnavailable()
+        return status, answer
+
+    async def _request(self, method: str, path: str,
+                       body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        async with self._session.request(method, self._base_url + path, json=body,
+                                         headers=self._headers) as resp:
+            try:
+                answer = await resp.json(content_type=None)
+            except ValueError:
+                answer = None  # a proxy's HTML error page, say
+            return resp.status, answer if isinstance(answer, dict) else {}
+
+    def _hold(self, answer: dict[str, Any]) -> Hold:
+        try:
+            return Hold.from_json(answer)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("catalog_answer_invalid", error=repr(exc))
+            raise CatalogUnavailable() from None
+
+    def _refusal(self, status: int, answer: dict[str, Any]) -> AppError:
+        if status not in _PASSED_THROUGH or not isinstance(answer.get("error"), str):
+            # 401/403: our service credential is wrong; the client can do nothing about it.
+            log.error("catalog_refused_booking", status=status, error=answer.get("error"))
+            return CatalogUnavailable()
+        return CatalogRefused(status, answer["error"], str(answer.get("message") or ""),
+                              _rename_fields(answer.get("details")))
+
+
+def _rename_fields(details: Any) -> Any:
+    if not isinstance(details, list):
+        return details
+    return [{**item, "field": _FIELD_NAMES.get(item["field"], item["field"])}
+            if isinstance(item, dict) and isinstance(item.get("field"), str) else item
+            for item in details]

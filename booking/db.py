@@ -1,0 +1,221 @@
+"""booking's SQL: one function per query, the connection first, plain records back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from common.bus import BUS_MIGRATIONS
+from common.db import MigrationSource
+
+MIGRATIONS = [BUS_MIGRATIONS, MigrationSource("booking", Path(__file__).parent / "migrations")]
+
+BOOKING_COLUMNS = """id, user_id, tour_id, departure_id, tour_title, tour_date, participants,
+                     unit_price, total_amount, currency, contact_name, contact_email,
+                     contact_phone, special_requests, status, payment_status, refunded_amount,
+                     expires_at, confirmed_at, cancelled_at, completed_at, cancellation_reason,
+                     created_at, updated_at"""
+
+# Every filter is optional: a NULL parameter lets every row through. `strpos` rather than LIKE,
+# so `%` and `_` in an e-mail fragment are plain characters.
+LIST_FILTERS = """($1::uuid IS NULL OR user_id = $1)
+              AND ($2::text IS NULL OR status = $2)
+              AND ($3::uuid IS NULL OR tour_id = $3)
+              AND ($4::date IS NULL OR tour_date >= $4)
+              AND ($5::date IS NULL OR tour_date <= $5)
+              AND ($6::text IS NULL OR strpos(lower(contact_email), lower($6)) > 0)"""
+
+
+# --- bookings --------------------------------------------------------------------------------
+
+async def insert_booking(conn: asyncpg.Connection, *, booking_id: uuid.UUID, user_id: str,
+                         tour_id: uuid.UUID, departure_id: uuid.UUID, tour_title: str,
+                         tour_date: date, participants: int, unit_price: int, currency: str,
+                         contact_name: str, contact_email: str, contact_phone: str | None,
+                         special_requests: str | None, expires_at: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""INSERT INTO bookings (id, user_id, tour_id, departure_id, tour_title, tour_date,
+                                  participants, unit_price, total_amount, currency, contact_name,
+                                  contact_email, contact_phone, special_requests, expires_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8::bigint * $7::integer, $9, $10, $11,
+                    $12, $13, $14)
+            RETURNING {BOOKING_COLUMNS}""",
+        booking_id, uuid.UUID(user_id), tour_id, departure_id, tour_title, tour_date,
+        participants, unit_price, currency, contact_name, contact_email, contact_phone,
+        special_requests, expires_at)
+
+
+async def booking_by_id(conn: asyncpg.Connection, booking_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1",
+                               booking_id)
+
+
+async def booking_exists(conn: asyncpg.Connection, booking_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM bookings WHERE id = $1", booking_id))
+
+
+async def lock_booking(conn: asyncpg.Connection, booking_id: uuid.UUID) -> asyncpg.Record | None:
+    """The row, locked until the caller's transaction ends: changes to one booking queue up."""
+    return await conn.fetchrow(
+        f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 FOR UPDATE", booking_id)
+
+
+async def update_state(conn: asyncpg.Connection, booking_id: uuid.UUID, *, expected_status: str,
+                       expected_payment_status: str, status: str, payment_status: str,
+                       stamp: str | None, reason: str | None,
+                       refunded_amount: int | None) -> asyncpg.Record | None:
+    """Moves the booking only if it still stands where the caller planned from; None otherwise.
+
+    `stamp` names the status whose time to set (`confirmed` sets confirmed_at, ...).
+    """
+    return await conn.fetchrow(
+        f"""UPDATE bookings SET
+               status              = $4,
+               payment_status      = $5,
+               confirmed_at        = CASE WHEN $6::text = 'confirmed' THEN now()
+                                          ELSE confirmed_at END,
+               cancelled_at        = CASE WHEN $6::text = 'cancelled' THEN now()
+                                          ELSE cancelled_at END,
+               completed_at        = CASE WHEN $6::text = 'completed' THEN now()
+                                          ELSE completed_at END,
+               cancellation_reason = CASE WHEN $6::text = 'cancelled' THEN $7
+                                          ELSE cancellation_reason END,
+               refunded_amount     = COALESCE($8, refunded_amount),
+               updated_at          = now()
+            WHERE id = $1 AND status = $2 AND payment_status = $3
+            RETURNING {BOOKING_COLUMNS}""",
+        booking_id, expected_status, expected_payment_status, status, payment_status, stamp,
+        reason, refunded_amount)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a list narrows to; None lets every value through."""
+
+    user_id: str | None = None
+    status: str | None = None
+    tour_id: uuid.UUID | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    email: str | None = None
+
+    def args(self) -> tuple[object, ...]:
+        """The $1..$6 of LIST_FILTERS."""
+        user_id = None if self.user_id is None else uuid.UUID(self.user_id)
+        return (user_id, self.status, self.tour_id, self.date_from, self.date_to, self.email)
+
+
+async def list_bookings(conn: asyncpg.Connection, filters: Filters, *, limit: int,
+                        offset: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {BOOKING_COLUMNS} FROM bookings WHERE {LIST_FILTERS}
+            ORDER BY created_at DESC, id LIMIT $7 OFFSET $8""", *filters.args(), limit, offset)
+    return rows
+
+
+async def count_bookings(conn: asyncpg.Connection, filters: Filters) -> int:
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM bookings WHERE {LIST_FILTERS}", *filters.args())
+    return count
+
+
+async def lock_expired(conn: asyncpg.Connection, now: datetime,
+                       limit: int) -> list[asyncpg.Record]:
+    """Pending bookings past their expiry, locked; rows another runner holds are skipped."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {BOOKING_COLUMNS} FROM bookings
+             WHERE status = 'pending' AND expires_at <= $1
+             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED""", now, limit)
+    return rows
+
+
+async def lock_departed(conn: asyncpg.Connection, today: date,
+                        limit: int) -> list[asyncpg.Record]:
+    """Confirmed bookings whose departure date is before `today`, locked, skipping taken rows."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {BOOKING_COLUMNS} FROM bookings
+             WHERE status = 'confirmed' AND tour_date < $1
+             ORDER BY tour_date LIMIT $2 FOR UPDATE SKIP LOCKED""", today, limit)
+    return rows
+
+
+# --- booking requests (Idempotency-Key claims) -----------------------------------------------
+
+async def insert_request(conn: asyncpg.Connection, *, booking_id: uuid.UUID, user_id: str,
+                         idempotency_key: str | None, request_hash: str,
+                         lease_seconds: float) -> bool:
+    """Claims the key for this request; False when the user already used the key."""
+    inserted = await conn.fetchval(
+        """INSERT INTO booking_requests (booking_id, user_id, idempotency_key, request_hash,
+                                         lease_until)
+           VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+           ON CONFLICT DO NOTHING RETURNING true""",
+        booking_id, uuid.UUID(user_id), idempotency_key, request_hash, lease_seconds)
+    return bool(inserted)
+
+
+async def request_by_key(conn: asyncpg.Connection, user_id: str,
+                         idempotency_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT booking_id, request_hash, lease_until, lease_until > now() AS leased,
+                  response_status, response_body
+             FROM booking_requests WHERE user_id = $1 AND idempotency_key = $2""",
+        uuid.UUID(user_id), idempotency_key)
+
+
+async def take_over_request(conn: asyncpg.Connection, booking_id: uuid.UUID,
+                            seen_lease: datetime, lease_seconds: float) -> bool:
+    """A new lease on an unanswered request whose lease ran out, unless someone else renewed it
+    (or answered, or dropped it) since `seen_lease` was read."""
+    taken = await conn.fetchval(
+        """UPDATE booking_requests SET lease_until = now() + make_interval(secs => $3)
+            WHERE booking_id = $1 AND lease_until = $2 AND lease_until <= now()
+              AND answered_at IS NULL
+        RETURNING true""", booking_id, seen_lease, lease_seconds)
+    return bool(taken)
+
+
+async def answer_request(conn: asyncpg.Connection, booking_id: uuid.UUID, status: int,
+                         body: dict[str, Any]) -> None:
+    await conn.execute(
+        """UPDATE booking_requests SET response_status = $2, response_body = $3::text::jsonb,
+                                       answered_at = now()
+            WHERE booking_id = $1""", booking_id, status, _json(body))
+
+
+async def delete_request(conn: asyncpg.Connection, booking_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM booking_requests WHERE booking_id = $1", booking_id)
+
+
+async def end_lease(conn: asyncpg.Connection, booking_id: uuid.UUID) -> None:
+    """Lets a retry take the request over at once (it reuses the booking id and the hold)."""
+    await conn.execute(
+        "UPDATE booking_requests SET lease_until = now()"
+        " WHERE booking_id = $1 AND answered_at IS NULL", booking_id)
+
+
+async def lock_abandoned_requests(conn: asyncpg.Connection, before: datetime,
+                                  limit: int) -> list[uuid.UUID]:
+    """Unanswered requests whose lease ended before `before`: nobody came back for their hold."""
+    rows = await conn.fetch(
+        """SELECT booking_id FROM booking_requests
+            WHERE answered_at IS NULL AND lease_until < $1
+            ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED""", before, limit)
+    return [row["booking_id"] for row in rows]
+
+
+async def prune_answered_requests(conn: asyncpg.Connection, before: datetime) -> int:
+    status: str = await conn.execute(
+        "DELETE FROM booking_requests WHERE answered_at < $1", before)
+    return int(status.rsplit(maxsplit=1)[-1])
+
+
+def _json(value: dict[str, Any]) -> str:
+    # Text cast to jsonb: independent of whether the connection registered a jsonb codec.
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,73 @@
+"""The events booking publishes (`booking.confirmed`, `booking.cancelled`, `booking.completed`)
+and the data of the `payment.*` events it consumes (the handlers are in `payment_events`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from common.bus import Event
+from common.bus.envelope import utc_timestamp
+
+
+def booking_event(event_type: str, booking: asyncpg.Record) -> Event:
+    """The event of a status change, with the data of the catalog/booking contract: catalog keys
+    its handling on `tourId:tourDate`, notify writes to `userEmail` and `userPhone`."""
+    return Event.new(event_type, booking_event_data(booking))
+
+
+def booking_event_data(booking: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "bookingId": str(booking["id"]),
+        "tourId": str(booking["tour_id"]),
+        "departureId": str(booking["departure_id"]),
+        "tourTitle": booking["tour_title"],
+        "tourDate": booking["tour_date"].isoformat(),
+        "userId": str(booking["user_id"]),
+        # The booking's contact: by default the account's name, e-mail and phone.
+        "userName": booking["contact_name"],
+        "userEmail": booking["contact_email"],
+        "userPhone": booking["contact_phone"],
+        "participants": booking["participants"],
+        "totalAmount": booking["total_amount"],
+        "currency": booking["currency"],
+        "status": booking["status"],
+        "paymentStatus": booking["payment_status"],
+        "cancelledAt": _timestamp(booking["cancelled_at"]),
+        "cancellationReason": booking["cancellation_reason"],
+    }
+
+
+def _timestamp(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_timestamp(moment)
+
+
+class PaymentData(BaseModel):
+    """The `data` of a `payment.*` event. Only `bookingId` is required of every event; the
+    handler of each routing key checks what it needs. Unknown fields are ignored: payments may
+    add fields without breaking booking."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    booking_id: uuid.UUID
+    payment_id: str | None = None
+    payment_intent_id: str | None = None
+    user_id: str | None = None
+    amount: int | None = Field(None, ge=0)
+    currency: str | None = None
+    refunded_amount: int | None = Field(None, ge=0)
+    failure_message: str | None = None
+
+
+def payment_data(event: Event) -> PaymentData:
+    """Raises ValueError (a pydantic.ValidationError too) when the data is not what the event
+    type needs: a refund must say how much was refunded."""
+    data = PaymentData.model_validate(event.data)
+    if event.event_type == "payment.refunded" and data.refunded_amount is None:
+        raise ValueError("payment.refunded without refundedAmount")
+    return data

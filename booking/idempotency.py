@@ -1,0 +1,129 @@
+"""`Idempotency-Key` on `POST /api/bookings`: claims, replays and takeovers (DESIGN §2).
+
+A request claims its key (per user) in its own committed row before catalog is called, and the
+row fixes the booking id. Then:
+
+- the same key and body, once answered, replays the stored status and body;
+- the same key with another body is 422 IDEMPOTENCY_KEY_REUSED;
+- the same key while the first request runs (its lease is live) is 409 IDEMPOTENCY_KEY_IN_USE;
+- the same key after the first request died (its lease ran out unanswered) takes the request over
+  with the same booking id, so catalog returns the hold it already made instead of a second one;
+- a request refused with a 4xx drops its row: the client may fix the cause and retry the key.
+
+Requests without a key get a row too (without the key), so that a hold made by a request that
+then crashed is known and released by the abandoned-hold job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from booking import db
+from common.errors import AppError, Conflict, ValidationFailed
+
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces, as in Stripe's keys
+
+
+class IdempotencyKeyReused(AppError):
+    status, code = 422, "IDEMPOTENCY_KEY_REUSED"
+    message = "This Idempotency-Key was already used with another request body"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    message = "A request with this Idempotency-Key is still being processed; retry shortly"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request owns the booking id (a fresh one, or the id of a request it took over)."""
+
+    booking_id: uuid.UUID
+    key: str | None
+    taken_over: bool = False
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The key was answered before: send this again."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not _KEY.match(key):
+        raise ValidationFailed(details=[{
+            "field": HEADER, "message": "must be 1 to 255 printable ASCII characters"}])
+    return key
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """The body as validated, in a canonical form: spacing and key order do not matter."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def claim(conn: asyncpg.Connection, *, user_id: str, key: str | None, body_hash: str,
+                lease: float) -> Claim | Replay:
+    booking_id = uuid.uuid4()
+    # Three rounds at most: a row can vanish between our statements (its request failed with a
+    # 4xx, or its abandoned hold was released), and then the key is free again.
+    for _ in range(3):
+        if await db.insert_request(conn, booking_id=booking_id, user_id=user_id,
+                                   idempotency_key=key, request_hash=body_hash,
+                                   lease_seconds=lease):
+            return Claim(booking_id, key)
+        if key is None:  # only a key can collide: the booking id is fresh
+            raise RuntimeError(f"booking request {booking_id} already exists")
+        existing = await db.request_by_key(conn, user_id, key)
+        if existing is None:
+            continue
+        if existing["request_hash"] != body_hash:
+            raise IdempotencyKeyReused()
+        if existing["response_status"] is not None:
+            return Replay(existing["response_status"], _json(existing["response_body"]))
+        if existing["leased"]:
+            raise IdempotencyKeyInUse()
+        if await db.take_over_request(conn, existing["booking_id"], existing["lease_until"],
+                                      lease):
+            return Claim(existing["booking_id"], key, taken_over=True)
+    raise IdempotencyKeyInUse()
+
+
+async def answer(conn: asyncpg.Connection, claim: Claim, status: int,
+                 body: dict[str, Any]) -> None:
+    """Record the answer in the transaction that stores the booking: both or neither."""
+    if claim.key is None:
+        await db.delete_request(conn, claim.booking_id)
+    else:
+        await db.answer_request(conn, claim.booking_id, status, body)
+
+
+async def forget(conn: asyncpg.Connection, claim: Claim) -> None:
+    """The request was refused (4xx) and holds nothing: the key is free for a corrected retry."""
+    await db.delete_request(conn, claim.booking_id)
+
+
+async def end_lease(conn: asyncpg.Connection, claim: Claim) -> None:
+    """The outcome at catalog is unknown (timeout, 503): keep the booking id for a retry, and
+    let it take over at once rather than after the lease."""
+    await db.end_lease(conn, claim.booking_id)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    # jsonb arrives decoded when the pool registered the codec (common.db does), else as text.
+    decoded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return decoded

@@ -1,0 +1,153 @@
+"""Background jobs: expire unpaid pending bookings, complete departed ones, release holds that no
+booking came of, forget old Idempotency-Keys.
+
+Any number of booking processes may run them at once: each batch is taken with
+`FOR UPDATE SKIP LOCKED`, so a booking is handled by one runner, and each change goes through the
+state machine with its event in the same transaction. Each pass is also callable on its own, which
+is how tests (and operators) trigger one deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from booking import db
+from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
+from booking.config import Config
+from booking.lifecycle import apply, state_of
+from booking.metrics import BookingMetrics
+from booking.states import Status, change_status
+
+log = structlog.get_logger(__name__)
+
+EXPIRED_REASON = "expired"
+
+
+class Jobs:
+    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, metrics: BookingMetrics,
+                 config: Config) -> None:
+        self._pool, self._catalog, self._metrics = pool, catalog, metrics
+        self._batch = config.jobs_batch_size
+        self._hold_ttl = timedelta(seconds=config.hold_ttl)
+        self._idempotency_ttl = timedelta(seconds=config.idempotency_ttl)
+
+    async def run_once(self) -> dict[str, int]:
+        """One pass of every job; how many rows each handled."""
+        return {
+            "expired": await self.expire_due(),
+            "completed": await self.complete_departed(),
+            "holdsReleased": await self.release_abandoned_holds(),
+            "keysForgotten": await self.forget_old_keys(),
+        }
+
+    async def expire_due(self, now: datetime | None = None) -> int:
+        """Pending bookings past `expiresAt` → cancelled (reason `expired`); their
+        `booking.cancelled` makes catalog release the seats."""
+        moment = now or datetime.now(UTC)
+        return await self._in_batches(lambda conn: self._expire_batch(conn, moment),
+                                      Status.CANCELLED)
+
+    async def complete_departed(self, today: date | None = None) -> int:
+        """Confirmed bookings whose departure date is past → completed (`booking.completed`)."""
+        day = today or datetime.now(UTC).date()
+        return await self._in_batches(lambda conn: self._complete_batch(conn, day),
+                                      Status.COMPLETED)
+
+    async def release_abandoned_holds(self, now: datetime | None = None) -> int:
+        """Holds of booking requests that died before storing their booking (crash, catalog
+        timeout) and were not retried while the hold could still be used: released at catalog.
+        Stops at the first release catalog cannot take; the next pass resumes."""
+        before = (now or datetime.now(UTC)) - self._hold_ttl
+        released = 0
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                booking_ids = await db.lock_abandoned_requests(conn, before, self._batch)
+                for booking_id in booking_ids:
+                    # The row stays locked during the call: a late retry of the request waits
+                    # for the outcome instead of racing the release.
+                    if not await self._release(booking_id):
+                        return released
+                    await db.delete_request(conn, booking_id)
+                    released += 1
+            if len(booking_ids) < self._batch:
+                return released
+
+    async def forget_old_keys(self, now: datetime | None = None) -> int:
+        before = (now or datetime.now(UTC)) - self._idempotency_ttl
+        async with self._pool.acquire() as conn:
+            return await db.prune_answered_requests(conn, before)
+
+    async def _expire_batch(self, conn: asyncpg.Connection, now: datetime) -> int:
+        bookings = await db.lock_expired(conn, now, self._batch)
+        for booking in bookings:
+            await apply(conn, booking, change_status(state_of(booking), Status.CANCELLED,
+                                                     reason=EXPIRED_REASON))
+        return len(bookings)
+
+    async def _complete_batch(self, conn: asyncpg.Connection, today: date) -> int:
+        bookings = await db.lock_departed(conn, today, self._batch)
+        for booking in bookings:
+            await apply(conn, booking, change_status(state_of(booking), Status.COMPLETED))
+        return len(bookings)
+
+    async def _in_batches(self, batch: Callable[[asyncpg.Connection], Awaitable[int]],
+                          status: Status) -> int:
+        """Runs `batch` in one transaction after another until one finds less than a full
+        batch; counts the bookings moved to `status` once each transaction committed."""
+        total = 0
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                done = await batch(conn)
+            self._metrics.count_status(status, "job", done)
+            total += done
+            if done < self._batch:
+                return total
+
+    async def _release(self, booking_id: uuid.UUID) -> bool:
+        try:
+            await self._catalog.release(booking_id)
+        except (CatalogUnavailable, CatalogRefused) as exc:
+            log.warning("abandoned_hold_release_failed", bookingId=str(booking_id),
+                        error=exc.code)
+            return False
+        log.info("abandoned_hold_released", bookingId=str(booking_id))
+        return True
+
+
+def jobs_ctx(config: Config,
+             jobs: web.AppKey[Jobs]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Runs every job every `jobs_interval` seconds in the background (not at all when 0)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if not config.jobs_interval:
+            yield
+            return
+        task = asyncio.create_task(_loop(app[jobs], config.jobs_interval), name="booking-jobs")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+async def _loop(jobs: Jobs, interval: float) -> None:
+    while True:
+        try:
+            # The events of one pass share a correlation id, as those of one request do.
+            with structlog.contextvars.bound_contextvars(correlationId=f"jobs-{uuid.uuid4()}"):
+                done = await jobs.run_once()
+        except Exception:  # the database was away, say: the next pass tries again
+            log.exception("booking_jobs_failed")
+        else:
+            if any(done.values()):
+                log.info("booking_jobs_ran", **done)
+        await asyncio.sleep(interval)

@@ -1,0 +1,71 @@
+"""Applying the state machine to rows: one conditional UPDATE and the event of the change, in the
+caller's transaction. Every change of a booking's status or payment status goes through here:
+requests, payment events and jobs alike."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from booking import db
+from booking.events import booking_event
+from booking.states import PaymentStatus, State, Status, Transition
+from common.bus import add_event
+from common.errors import NotFound
+
+
+class BookingNotFound(NotFound):
+    code, message = "BOOKING_NOT_FOUND", "No such booking"
+
+
+class BookingMoved(Exception):
+    """The row changed between the plan and the update; only possible when it was not locked."""
+
+
+Plan = Callable[[asyncpg.Record], Transition]
+
+
+@dataclass(frozen=True)
+class Changed:
+    booking: asyncpg.Record
+    transition: Transition
+
+
+def state_of(booking: asyncpg.Record) -> State:
+    return State(Status(booking["status"]), PaymentStatus(booking["payment_status"]))
+
+
+async def change(conn: asyncpg.Connection, booking_id: uuid.UUID, plan: Plan) -> Changed:
+    """Lock the booking, plan the change from the row as it stands, apply it.
+
+    `plan` raises to refuse (InvalidTransition, or BookingNotFound for someone else's booking);
+    nothing is written then. Must run inside a transaction.
+    """
+    booking = await db.lock_booking(conn, booking_id)
+    if booking is None:
+        raise BookingNotFound()
+    transition = plan(booking)
+    return Changed(await apply(conn, booking, transition), transition)
+
+
+async def apply(conn: asyncpg.Connection, booking: asyncpg.Record,
+                transition: Transition) -> asyncpg.Record:
+    """Write `transition` and, when the status moves, its `booking.*` event to the outbox.
+
+    The UPDATE matches only the state the transition was planned from, so a change planned on a
+    stale read can never overwrite a newer one.
+    """
+    before, after, stamp = transition.before, transition.after, transition.stamp
+    updated = await db.update_state(
+        conn, booking["id"], expected_status=before.status.value,
+        expected_payment_status=before.payment_status.value, status=after.status.value,
+        payment_status=after.payment_status.value, stamp=stamp.value if stamp else None,
+        reason=transition.reason, refunded_amount=transition.refunded_amount)
+    if updated is None:
+        raise BookingMoved(f"booking {booking['id']} changed while this change was planned")
+    if transition.event_type is not None:
+        await add_event(conn, booking_event(transition.event_type, updated))
+    return updated

@@ -1,0 +1,394 @@
+"""booking under test, against the real things on both sides of it.
+
+Policy: booking's own app runs in process (so a test can run a job pass when it chooses); what
+lies outside it is real too, never a fake: catalog's app in process on its own database (its
+consumer and relay included), a real auth process, PostgreSQL and RabbitMQ. The bus runs on a vhost
+of booking's tests alone, so catalog's own tests and these never consume each other's messages
+from the shared queues (`tour_catalog_queue`, `booking_payment_queue`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import AppRunner
+
+from auth.admin import ensure_admin
+from auth.config import Config as AuthConfig
+from auth.db import MIGRATIONS as AUTH_MIGRATIONS
+from booking.app import create_app
+from booking.config import Config
+from booking.db import MIGRATIONS
+from catalog.app import create_app as create_catalog_app
+from catalog.config import Config as CatalogConfig
+from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
+from common.bus import CONSUMERS, EXCHANGE, Event
+from common.bus.testing import QueueReader, body_json
+from common.config import load_config
+from common.db import migrate
+from common.http.metrics import METRICS
+from common.testing import eventually, free_port, wait_http_ready
+from ops import infra
+
+PASSWORD = "Secret123"
+INTERNAL_TOKEN = "test-internal-token"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- the run's infrastructure ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def booking_amqp_url(amqp_url: str, amqp_vhost: str) -> Iterator[str]:
+    vhost = f"{amqp_vhost}-booking"
+    infra.create_vhost(vhost)
+    yield infra.with_vhost(amqp_url, vhost)
+    infra.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def booking_database(make_database: Callable[[str], str]) -> str:
+    url = make_database("booking")
+    asyncio.run(migrate(url, MIGRATIONS))
+    return url
+
+
+@pytest.fixture
+async def booking_db(booking_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to booking's database, to look at rows as an operator would."""
+    conn = await asyncpg.connect(booking_database)
+    yield conn
+    await conn.close()
+
+
+# --- auth: a real process for the session, and the people who use booking ---------------------
+
+@pytest.fixture(scope="session")
+def auth_env(make_database: Callable[[str], str], key_files: tuple[Path, Path]) -> dict[str, str]:
+    database = make_database("booking_auth")
+    asyncio.run(migrate(database, AUTH_MIGRATIONS))
+    return {"APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_BCRYPT_ROUNDS": "4",
+            "AUTH_ACCESS_TOKEN_TTL": "3600", "JWT_PRIVATE_KEY_FILE": str(key_files[0]),
+            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json", "INTERNAL_TOKENS": INTERNAL_TOKEN}
+
+
+@pytest.fixture(scope="session")
+def auth_url(auth_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "auth"], cwd=ROOT,
+                               env={**os.environ, **auth_env, "AUTH_PORT": str(port)},
+                               stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ready(url + "/health/ready", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def _register(auth_url: str, first_name: str, phone: str | None = None) -> dict[str, Any]:
+    body = {"email": f"{first_name.lower()}-{uuid.uuid4().hex[:10]}@example.com",
+            "password": PASSWORD, "firstName": first_name, "lastName": "Traveller"}
+    if phone:
+        body["phone"] = phone
+    return _post_json(auth_url + "/api/auth/register", body)
+
+
+@pytest.fixture(scope="session")
+def customer(auth_url: str) -> dict[str, Any]:
+    """A registered customer with a phone: `user`, `accessToken`."""
+    return _register(auth_url, "Cora", phone="+33612345678")
+
+
+@pytest.fixture(scope="session")
+def other_customer(auth_url: str) -> dict[str, Any]:
+    return _register(auth_url, "Otto")
+
+
+@pytest.fixture(scope="session")
+def admin(auth_url: str, auth_env: dict[str, str]) -> dict[str, Any]:
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+    asyncio.run(ensure_admin(load_config(AuthConfig, auth_env), email, PASSWORD))
+    return _post_json(auth_url + "/api/auth/login", {"email": email, "password": PASSWORD})
+
+
+def bearer(who: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {who['accessToken']}"}
+
+
+# --- catalog: the real app in process, on its own database -----------------------------------
+
+@pytest.fixture(scope="session")
+def catalog_database(make_database: Callable[[str], str]) -> str:
+    url = make_database("booking_catalog")
+    asyncio.run(migrate(url, CATALOG_MIGRATIONS))
+    return url
+
+
+@dataclass
+class Departure:
+    tour_id: str
+    tour_date: date
+    departure_id: str
+    price: int
+    max_group_size: int
+
+    def booking(self, participants: int = 2, **extra: Any) -> dict[str, Any]:
+        """A `POST /api/bookings` body for this departure."""
+        return {"tourId": self.tour_id, "tourDate": self.tour_date.isoformat(),
+                "participants": participants, **extra}
+
+
+class Catalog:
+    """The real catalog, seen from outside: an admin sets up tours through its API, and tests
+    read seats and holds as catalog knows them."""
+
+    def __init__(self, client: TestClient, admin: dict[str, Any]) -> None:
+        self.client, self.admin = client, admin
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url("")).rstrip("/")
+
+    async def departure(self, *, price: int = 4500, max_group_size: int = 10,
+                        capacity: int | None = None, days_ahead: int = 30) -> Departure:
+        """A new active tour with one departure `days_ahead` days from now."""
+        resp = await self.client.post("/api/tours", headers=bearer(self.admin), json={
+            "title": f"Calanques by kayak {uuid.uuid4().hex[:8]}",
+            "description": "A day on the water between Marseille and Cassis.",
+            "price": price, "currency": "EUR", "duration": 1, "maxGroupSize": max_group_size})
+        assert resp.status == 201, await resp.text()
+        tour_id = (await resp.json())["id"]
+        day = tomorrow(days_ahead)
+        body: dict[str, Any] = {"date": day.isoformat()}
+        if capacity is not None:
+            body["capacity"] = capacity
+        resp = await self.client.post(f"/api/tours/{tour_id}/departures",
+                                      headers=bearer(self.admin), json=body)
+        assert resp.status == 201, await resp.text()
+        return Departure(tour_id, day, (await resp.json())["id"], price, max_group_size)
+
+    async def deactivate(self, departure: Departure) -> None:
+        resp = await self.client.delete(
+            f"/api/tours/{departure.tour_id}/departures/{departure.departure_id}",
+            headers=bearer(self.admin))
+        assert resp.status == 204, await resp.text()
+
+    async def available_seats(self, departure: Departure) -> int:
+        resp = await self.client.get(f"/api/tours/{departure.tour_id}")
+        assert resp.status == 200, await resp.text()
+        [found] = [d for d in (await resp.json())["departures"]
+                   if d["id"] == departure.departure_id]
+        seats: int = found["availableSeats"]
+        return seats
+
+    async def hold(self, booking_id: str) -> dict[str, Any] | None:
+        resp = await self.client.get(f"/internal/holds/{booking_id}",
+                                     headers={"X-Internal-Token": INTERNAL_TOKEN})
+        if resp.status == 404:
+            return None
+        assert resp.status == 200, await resp.text()
+        hold: dict[str, Any] = await resp.json()
+        return hold
+
+    async def hold_state(self, booking_id: str) -> str | None:
+        hold = await self.hold(booking_id)
+        return None if hold is None else str(hold["state"])
+
+
+class ServedAsInProduction(TestServer):
+    """A test server that lets a handler finish when its client hangs up, as `run_service`
+    serves (aiohttp's test server cancels it): a hold catalog is making when booking stops
+    waiting still commits, which is what booking's retries must cope with."""
+
+    async def _make_runner(self, **kwargs: Any) -> AppRunner:
+        return AppRunner(self.app, **{**kwargs, "handler_cancellation": False})
+
+
+@pytest.fixture
+async def catalog(catalog_database: str, booking_amqp_url: str, key_files: tuple[Path, Path],
+                  admin: dict[str, Any]) -> AsyncIterator[Catalog]:
+    """catalog with its consumer of booking's events subscribed."""
+    config = load_config(CatalogConfig, {
+        "APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
+        "AMQP_URL": booking_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
+        "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "CATALOG_DATABASE_URL": catalog_database})
+    client = TestClient(ServedAsInProduction(create_catalog_app(config)))
+    await client.start_server()
+    try:
+        consumers = client.app[CONSUMERS]
+        await eventually(lambda: all(c.is_consuming for c in consumers.values()),
+                         message="catalog consumer subscribed")
+        yield Catalog(client, admin)
+    finally:
+        await client.close()
+
+
+# --- booking ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def booking_env(booking_database: str, booking_amqp_url: str, key_files: tuple[Path, Path],
+                auth_url: str) -> dict[str, str]:
+    """No background jobs: each test runs a pass when it wants one."""
+    return {"APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
+            "AMQP_URL": booking_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
+            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "BOOKING_DATABASE_URL": booking_database,
+            "AUTH_URL": auth_url, "CATALOG_URL": "http://127.0.0.1:1",
+            "BOOKING_JOBS_INTERVAL": "0"}
+
+
+MakeBooking = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def make_booking(booking_env: dict[str, str]) -> AsyncIterator[MakeBooking]:
+    """`await make_booking(CATALOG_URL=...)`: a booking app in process on a real port, with these
+    settings on top of `booking_env`; its consumer is subscribed when this returns."""
+    clients: list[TestClient] = []
+
+    async def make(**overrides: str) -> TestClient:
+        config = load_config(Config, {**booking_env, **overrides})
+        client = TestClient(TestServer(create_app(config)))
+        await client.start_server()
+        clients.append(client)
+        consumers = client.app[CONSUMERS]
+        await eventually(lambda: all(c.is_consuming for c in consumers.values()),
+                         message="booking consumer subscribed")
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+# --- looking at the bus ----------------------------------------------------------------------
+
+@pytest.fixture
+async def reader(booking_amqp_url: str) -> AsyncIterator[QueueReader]:
+    reader = await QueueReader.open(booking_amqp_url)
+    yield reader
+    await reader.close()
+
+
+class Probe:
+    """A queue bound to `booking.*` on the exchange: what booking published, as others see it."""
+
+    def __init__(self, reader: QueueReader, name: str) -> None:
+        self.reader, self.name = reader, name
+        self.seen: list[dict[str, Any]] = []
+
+    async def events(self, booking_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Everything received so far about one booking (optionally of one type)."""
+        for message in await self.reader.get_all(self.name):
+            self.seen.append(body_json(message))
+        return [e for e in self.seen if e["data"].get("bookingId") == booking_id
+                and (event_type is None or e["eventType"] == event_type)]
+
+    async def wait_for(self, booking_id: str, event_type: str,
+                       timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109 - a poll deadline
+        found = await eventually(lambda: self.events(booking_id, event_type), timeout=timeout,
+                                 message=f"{event_type} for {booking_id}")
+        return found[0]
+
+
+@pytest.fixture
+async def probe(reader: QueueReader) -> AsyncIterator[Probe]:
+    name = f"probe.booking.{uuid.uuid4().hex[:10]}"
+    await reader.declare_probe(name, EXCHANGE, "booking.*")
+    yield Probe(reader, name)
+    await reader.delete(name)
+
+
+def tomorrow(days: int = 1) -> date:
+    return datetime.now(UTC).date() + timedelta(days=days)
+
+
+@pytest.fixture
+async def booking(make_booking: MakeBooking, catalog: Catalog) -> TestClient:
+    """booking in front of the real catalog and auth."""
+    return await make_booking(CATALOG_URL=catalog.url)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+async def book(client: TestClient, who: dict[str, Any], departure: Departure,
+               participants: int = 2, **extra: Any) -> dict[str, Any]:
+    """A booking that must succeed; its body."""
+    resp = await client.post("/api/bookings", headers=bearer(who),
+                             json=departure.booking(participants, **extra))
+    assert resp.status == 201, await resp.text()
+    booking: dict[str, Any] = await resp.json()
+    return booking
+
+
+@asynccontextmanager
+async def departure_locked(catalog_database: str, departure: Departure) -> AsyncIterator[None]:
+    """Catalog made slow for real: a transaction on its database holds the departure's row
+    lock, so catalog's holds on it wait until the block ends."""
+    conn = await asyncpg.connect(catalog_database)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM departures WHERE id = $1 FOR UPDATE",
+                               uuid.UUID(departure.departure_id))
+            yield
+    finally:
+        await conn.close()
+
+
+async def outbox(conn: asyncpg.Connection, booking_id: str) -> list[str]:
+    """The routing keys booking wrote to its outbox about one booking, oldest first."""
+    rows = await conn.fetch(
+        "SELECT routing_key FROM outbox WHERE payload -> 'data' ->> 'bookingId' = $1 ORDER BY id",
+        booking_id)
+    return [row["routing_key"] for row in rows]
+
+
+async def publish_payment(reader: QueueReader, event_type: str, booking: dict[str, Any],
+                          event: Event | None = None, **data: Any) -> Event:
+    """What payments publishes, as it would publish it: on the exchange, with the envelope's
+    AMQP properties. Pass `event` to deliver the same event again."""
+    if event is None:
+        event = Event.new(event_type, {
+            "paymentId": str(uuid.uuid4()), "bookingId": booking["id"],
+            "userId": booking["userId"], "amount": booking["totalAmount"],
+            "currency": booking["currency"], "refundedAmount": 0, "failureMessage": None,
+            "paymentIntentId": f"pi_{uuid.uuid4().hex[:16]}", **data})
+    await reader.publish_raw(event.to_json(), exchange=EXCHANGE, routing_key=event_type,
+                             properties=event.properties())
+    return event
+
+
+async def status_of(client: TestClient, who: dict[str, Any], booking_id: str) -> tuple[str, str]:
+    resp = await client.get(f"/api/bookings/{booking_id}", headers=bearer(who))
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    return body["status"], body["paymentStatus"]
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float:
+    value = client.app[METRICS].registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

@@ -1,0 +1,188 @@
+"""Cancelling (owner or admin) and the admin's manual transitions: every change goes through the
+state machine and announces itself on the bus, and catalog moves the seats from those events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from booking.tests.conftest import Catalog, Probe, bearer, book, metric, outbox, status_of
+from common.testing import eventually
+
+CONTRACT_FIELDS = {
+    "bookingId", "tourId", "departureId", "tourTitle", "tourDate", "userId", "userName",
+    "userEmail", "userPhone", "participants", "totalAmount", "currency", "status",
+    "paymentStatus", "cancelledAt", "cancellationReason",
+}
+
+
+async def seats_back(catalog: Catalog, departure: Any, expected: int) -> None:
+    async def check() -> bool:
+        return await catalog.available_seats(departure) == expected
+
+    await eventually(check, message=f"{expected} seats available again")
+
+
+async def test_cancelling_announces_it_and_catalog_releases_the_seats(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any], probe: Probe,
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure(max_group_size=10)
+    created = await book(booking, customer, departure, participants=4)
+    assert await catalog.available_seats(departure) == 6
+
+    resp = await booking.post(f"/api/bookings/{created['id']}/cancel", headers=bearer(customer),
+                              json={"reason": "Plans changed"})
+
+    assert resp.status == 200
+    cancelled = await resp.json()
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancellationReason"] == "Plans changed"
+    assert cancelled["cancelledAt"] is not None
+    assert cancelled["allowedTransitions"]["status"] == []
+    event = await probe.wait_for(created["id"], "booking.cancelled")
+    assert set(event["data"]) == CONTRACT_FIELDS
+    assert event["data"] | {"cancelledAt": None} == {
+        "bookingId": created["id"], "tourId": departure.tour_id,
+        "departureId": departure.departure_id, "tourTitle": created["tourTitle"],
+        "tourDate": departure.tour_date.isoformat(), "userId": customer["user"]["id"],
+        "userName": "Cora Traveller", "userEmail": customer["user"]["email"],
+        "userPhone": "+33612345678", "participants": 4, "totalAmount": created["totalAmount"],
+        "currency": "EUR", "status": "cancelled", "paymentStatus": "unpaid",
+        "cancelledAt": None, "cancellationReason": "Plans changed"}
+    assert event["data"]["cancelledAt"].endswith("Z")
+    await seats_back(catalog, departure, 10)
+    assert await catalog.hold_state(created["id"]) == "released"
+    assert await outbox(booking_db, created["id"]) == ["booking.cancelled"]
+    assert metric(booking, "bookings_cancelled_total", source="customer") == 1
+
+
+async def test_cancelling_needs_no_reason_and_cannot_happen_twice(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}/cancel"
+
+    first = await booking.post(path, headers=bearer(customer), json={})
+    again = await booking.post(path, headers=bearer(customer), json={})
+
+    assert (await first.json())["cancellationReason"] == "cancelled by the customer"
+    assert again.status == 409
+    body = await again.json()
+    assert body["error"] == "INVALID_TRANSITION"
+    assert body["details"] == {"field": "status", "current": "cancelled",
+                               "requested": "cancelled", "allowed": []}
+
+
+async def test_nobody_else_can_cancel_a_booking_but_an_admin_can(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        other_customer: dict[str, Any], admin: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}/cancel"
+
+    refused = await booking.post(path, headers=bearer(other_customer), json={})
+    assert refused.status == 404
+    assert await status_of(booking, customer, created["id"]) == ("pending", "unpaid")
+
+    by_admin = await booking.post(path, headers=bearer(admin), json={})
+    assert by_admin.status == 200
+    assert (await by_admin.json())["cancellationReason"] == "cancelled by an administrator"
+
+
+async def test_an_admin_moves_a_booking_through_its_statuses_with_an_event_each(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        admin: dict[str, Any], probe: Probe, booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}/status"
+
+    confirmed = await booking.patch(path, headers=bearer(admin), json={"status": "confirmed"})
+    assert confirmed.status == 200
+    assert (await confirmed.json())["confirmedAt"] is not None
+    await probe.wait_for(created["id"], "booking.confirmed")
+    await eventually(lambda: _state_is(catalog, created["id"], "booked"))
+
+    completed = await booking.patch(path, headers=bearer(admin), json={"status": "completed"})
+    assert completed.status == 200
+    assert (await completed.json())["completedAt"] is not None
+    await probe.wait_for(created["id"], "booking.completed")
+
+    refused = await booking.patch(path, headers=bearer(admin), json={"status": "cancelled"})
+    assert refused.status == 409
+    assert (await refused.json())["error"] == "INVALID_TRANSITION"
+    assert await outbox(booking_db, created["id"]) == ["booking.confirmed", "booking.completed"]
+    assert metric(booking, "bookings_confirmed_total", source="admin") == 1
+
+
+async def _state_is(catalog: Catalog, booking_id: str, state: str) -> bool:
+    return await catalog.hold_state(booking_id) == state
+
+
+async def test_an_illegal_status_move_lists_the_allowed_ones(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        admin: dict[str, Any], booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+
+    resp = await booking.patch(f"/api/bookings/{created['id']}/status", headers=bearer(admin),
+                               json={"status": "completed"})
+
+    assert resp.status == 409
+    body = await resp.json()
+    assert body["error"] == "INVALID_TRANSITION"
+    assert body["details"]["allowed"] == ["confirmed", "cancelled"]
+    assert "allowed: confirmed, cancelled" in body["message"]
+    assert await outbox(booking_db, created["id"]) == []
+
+
+async def test_marking_a_pending_booking_paid_confirms_it_like_a_payment_event(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        admin: dict[str, Any], probe: Probe) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}/payment-status"
+
+    paid = await booking.patch(path, headers=bearer(admin), json={"paymentStatus": "paid"})
+
+    assert paid.status == 200
+    assert ((await paid.json())["status"], (await paid.json())["paymentStatus"]) == (
+        "confirmed", "paid")
+    event = await probe.wait_for(created["id"], "booking.confirmed")
+    assert event["data"]["paymentStatus"] == "paid"
+
+    refunded = await booking.patch(path, headers=bearer(admin),
+                                   json={"paymentStatus": "refunded"})
+    assert refunded.status == 200
+    body = await refunded.json()
+    assert (body["status"], body["paymentStatus"], body["refundedAmount"]) == (
+        "confirmed", "refunded", created["totalAmount"])
+
+    unpaid = await booking.patch(path, headers=bearer(admin), json={"paymentStatus": "unpaid"})
+    assert unpaid.status == 409
+    assert (await unpaid.json())["details"]["allowed"] == []
+
+
+@pytest.mark.parametrize(("suffix", "body"), [("status", {"status": "confirmed"}),
+                                              ("payment-status", {"paymentStatus": "paid"})])
+async def test_manual_transitions_are_for_admins_only(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any], suffix: str,
+        body: dict[str, str]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    resp = await booking.patch(f"/api/bookings/{created['id']}/{suffix}",
+                               headers=bearer(customer), json=body)
+    assert resp.status == 403
+    assert await status_of(booking, customer, created["id"]) == ("pending", "unpaid")
+
+
+async def test_an_unknown_status_is_400(booking: TestClient, catalog: Catalog,
+                                        customer: dict[str, Any], admin: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    resp = await booking.patch(f"/api/bookings/{created['id']}/status", headers=bearer(admin),
+                               json={"status": "lost"})
+    assert resp.status == 400
+    assert (await resp.json())["details"][0]["field"] == "status"

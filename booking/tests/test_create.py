@@ -1,0 +1,160 @@
+"""POST /api/bookings: seats are held at catalog first, then the booking is stored pending; a
+refusal from catalog stores nothing and reaches the client as catalog gave it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from booking.tests.conftest import (
+    Catalog,
+    MakeBooking,
+    bearer,
+    book,
+    metric,
+    tomorrow,
+)
+
+
+async def bookings_of(conn: asyncpg.Connection, tour_id: str) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM bookings WHERE tour_id = $1",
+                                     uuid.UUID(tour_id))
+    return count
+
+
+async def test_a_booking_holds_the_seats_and_is_pending_with_the_total_from_catalog(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any]) -> None:
+    departure = await catalog.departure(price=4500, max_group_size=10)
+    before = datetime.now(UTC)
+
+    created = await book(booking, customer, departure, participants=3)
+
+    assert created["status"] == "pending"
+    assert created["paymentStatus"] == "unpaid"
+    assert (created["unitPrice"], created["totalAmount"], created["currency"]) == (
+        4500, 13_500, "EUR")
+    assert (created["tourId"], created["tourDate"], created["participants"]) == (
+        departure.tour_id, departure.tour_date.isoformat(), 3)
+    assert created["departureId"] == departure.departure_id
+    assert created["tourTitle"].startswith("Calanques by kayak")
+    assert created["userId"] == customer["user"]["id"]
+    expires = datetime.fromisoformat(created["expiresAt"])
+    assert before + timedelta(minutes=14) < expires < datetime.now(UTC) + timedelta(minutes=16)
+    assert created["allowedTransitions"] == {
+        "status": ["confirmed", "cancelled"], "paymentStatus": ["processing", "paid", "failed"]}
+    # The contact defaults to the account: e-mail from the token, name and phone from auth.
+    assert created["contact"] == {"name": "Cora Traveller", "email": customer["user"]["email"],
+                                  "phone": "+33612345678"}
+
+    hold = await catalog.hold(created["id"])
+    assert hold is not None
+    assert (hold["state"], hold["seats"]) == ("held", 3)
+    assert await catalog.available_seats(departure) == 7
+    assert metric(booking, "bookings_created_total") == 1
+
+
+async def test_the_client_cannot_set_the_price_or_the_total(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    resp = await booking.post("/api/bookings", headers=bearer(customer),
+                              json=departure.booking(2, totalAmount=1))
+    assert resp.status == 400
+    assert (await resp.json())["details"][0]["field"] == "totalAmount"
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+
+
+async def test_a_contact_given_in_the_request_is_the_booking_contact(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure, contact={
+        "name": "Grace Hopper", "email": "Grace@Example.COM", "phone": "+44 20 7946 0958"},
+        specialRequests="Two vegetarian lunches")
+    assert created["contact"] == {"name": "Grace Hopper", "email": "grace@example.com",
+                                  "phone": "+442079460958"}
+    assert created["specialRequests"] == "Two vegetarian lunches"
+
+
+async def test_without_auth_the_contact_falls_back_to_the_token_email(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any]) -> None:
+    booking = await make_booking(CATALOG_URL=catalog.url, AUTH_URL="http://127.0.0.1:1")
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    email = customer["user"]["email"]
+    assert created["contact"] == {"name": email.partition("@")[0], "email": email,
+                                  "phone": None}
+
+
+async def test_not_enough_seats_is_409_with_the_seats_left_and_nothing_is_stored(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure(max_group_size=10, capacity=3)
+
+    resp = await booking.post("/api/bookings", headers=bearer(customer),
+                              json=departure.booking(4))
+
+    assert resp.status == 409
+    body = await resp.json()
+    assert body["error"] == "INSUFFICIENT_AVAILABILITY"
+    assert body["message"] == f"Only 3 seats left on {departure.tour_date.isoformat()}"
+    assert body["details"]["availableSeats"] == 3
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+    assert await booking_db.fetchval(
+        "SELECT count(*) FROM booking_requests WHERE user_id = $1 AND answered_at IS NULL",
+        uuid.UUID(customer["user"]["id"])) == 0
+    assert await catalog.available_seats(departure) == 3
+
+
+@pytest.mark.parametrize(("case", "status", "code"), [
+    ("departure today", 400, "DEPARTURE_IN_PAST"),
+    ("unknown tour", 404, "TOUR_NOT_FOUND"),
+    ("no departure that day", 404, "DEPARTURE_NOT_FOUND"),
+    ("inactive departure", 404, "DEPARTURE_NOT_FOUND"),
+])
+async def test_a_departure_that_cannot_be_booked_is_refused_as_catalog_says(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, case: str, status: int, code: str) -> None:
+    departure = await catalog.departure()
+    body = departure.booking(2)
+    if case == "departure today":
+        body["tourDate"] = datetime.now(UTC).date().isoformat()
+    elif case == "unknown tour":
+        body["tourId"] = str(uuid.uuid4())
+    elif case == "no departure that day":
+        body["tourDate"] = tomorrow(31).isoformat()
+    else:
+        await catalog.deactivate(departure)
+
+    resp = await booking.post("/api/bookings", headers=bearer(customer), json=body)
+
+    assert resp.status == status, await resp.text()
+    assert (await resp.json())["error"] == code
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+
+
+@pytest.mark.parametrize("participants", [0, 51, 11])
+async def test_participants_outside_one_to_the_group_size_is_400(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, participants: int) -> None:
+    # 0 and 51 are refused by booking's schema, 11 by catalog (maxGroupSize 10), in one shape.
+    departure = await catalog.departure(max_group_size=10)
+    resp = await booking.post("/api/bookings", headers=bearer(customer),
+                              json=departure.booking(participants))
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert [d["field"] for d in body["details"]] == ["participants"]
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+    assert await catalog.available_seats(departure) == 10
+
+
+async def test_booking_needs_an_access_token(booking: TestClient, catalog: Catalog) -> None:
+    departure = await catalog.departure()
+    resp = await booking.post("/api/bookings", json=departure.booking(2))
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "AUTH_TOKEN_MISSING"

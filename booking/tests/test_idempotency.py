@@ -1,0 +1,162 @@
+"""Idempotency-Key on POST /api/bookings: one booking per key and body, whatever the retries.
+
+Catalog is made slow for real where a test needs a request in flight: a transaction on catalog's
+database holds the departure's row lock, so catalog's hold waits for it to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from booking.tests.conftest import Catalog, MakeBooking, bearer, book, departure_locked
+from common.testing import eventually
+
+
+def keyed(who: dict[str, Any], key: str) -> dict[str, str]:
+    return {**bearer(who), "Idempotency-Key": key}
+
+
+async def bookings_of(conn: asyncpg.Connection, tour_id: str) -> list[str]:
+    rows = await conn.fetch("SELECT id FROM bookings WHERE tour_id = $1", uuid.UUID(tour_id))
+    return [str(row["id"]) for row in rows]
+
+
+async def test_the_same_key_and_body_give_one_booking_and_the_same_response(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+
+    first = await booking.post("/api/bookings", headers=keyed(customer, key),
+                               json=departure.booking(2))
+    again = await booking.post("/api/bookings", headers=keyed(customer, key),
+                               json=departure.booking(2))
+
+    assert (first.status, again.status) == (201, 201)
+    assert await again.json() == await first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert await bookings_of(booking_db, departure.tour_id) == [(await first.json())["id"]]
+    assert await catalog.available_seats(departure) == 8
+
+
+async def test_the_same_key_with_another_body_is_422(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+    first = await booking.post("/api/bookings", headers=keyed(customer, key),
+                               json=departure.booking(2))
+    assert first.status == 201
+
+    other = await booking.post("/api/bookings", headers=keyed(customer, key),
+                               json=departure.booking(3))
+
+    assert other.status == 422
+    assert (await other.json())["error"] == "IDEMPOTENCY_KEY_REUSED"
+    assert len(await bookings_of(booking_db, departure.tour_id)) == 1
+    assert await catalog.available_seats(departure) == 8
+
+
+async def test_keys_belong_to_each_user(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        other_customer: dict[str, Any], booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+    mine = await booking.post("/api/bookings", headers=keyed(customer, key),
+                              json=departure.booking(2))
+    theirs = await booking.post("/api/bookings", headers=keyed(other_customer, key),
+                                json=departure.booking(2))
+    assert (mine.status, theirs.status) == (201, 201)
+    assert (await mine.json())["id"] != (await theirs.json())["id"]
+    assert len(await bookings_of(booking_db, departure.tour_id)) == 2
+
+
+async def test_a_refused_request_does_not_keep_its_key(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any]) -> None:
+    departure = await catalog.departure(capacity=2)
+    key = str(uuid.uuid4())
+    refused = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                 json=departure.booking(3))
+    assert refused.status == 409
+
+    resp = await catalog.client.patch(
+        f"/api/tours/{departure.tour_id}/departures/{departure.departure_id}",
+        headers=bearer(catalog.admin), json={"capacity": 5})
+    assert resp.status == 200, await resp.text()
+    retried = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                 json=departure.booking(3))
+
+    assert retried.status == 201
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+async def test_a_duplicate_while_the_first_request_runs_is_409_in_use(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+    # A timeout far above the test's own pace: the first request must still be waiting.
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="10")
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+    async with departure_locked(catalog_database, departure):
+        first = asyncio.create_task(booking.post(
+            "/api/bookings", headers=keyed(customer, key), json=departure.booking(2)))
+        await eventually(lambda: booking_db.fetchval(
+            "SELECT true FROM booking_requests WHERE idempotency_key = $1", key),
+            message="first request claimed its key")
+
+        duplicate = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                       json=departure.booking(2))
+
+        assert duplicate.status == 409
+        assert (await duplicate.json())["error"] == "IDEMPOTENCY_KEY_IN_USE"
+    assert (await first).status == 201
+    assert len(await bookings_of(booking_db, departure.tour_id)) == 1
+
+
+async def test_a_retry_after_catalog_timed_out_reuses_the_booking_id_and_its_hold(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5")
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+
+    async with departure_locked(catalog_database, departure):
+        timed_out = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                       json=departure.booking(2))
+        assert timed_out.status == 503
+    # Catalog finished the hold after booking stopped waiting: booking does not know it yet.
+    claimed = await booking_db.fetchval(
+        "SELECT booking_id FROM booking_requests WHERE idempotency_key = $1", key)
+    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold")
+    assert await bookings_of(booking_db, departure.tour_id) == []
+
+    retried = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                 json=departure.booking(2))
+
+    assert retried.status == 201, await retried.text()
+    assert (await retried.json())["id"] == str(claimed)
+    assert await catalog.available_seats(departure) == 8  # held once, not twice
+
+
+async def test_without_a_key_every_request_is_a_new_booking(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    first = await book(booking, customer, departure)
+    second = await book(booking, customer, departure)
+    assert first["id"] != second["id"]
+    assert await catalog.available_seats(departure) == 6
+
+
+async def test_a_malformed_key_is_400(booking: TestClient, catalog: Catalog,
+                                      customer: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    resp = await booking.post("/api/bookings", headers=keyed(customer, "has spaces"),
+                              json=departure.booking(2))
+    assert resp.status == 400
+    assert (await resp.json())["details"][0]["field"] == "Idempotency-Key"

@@ -1,0 +1,165 @@
+"""What payments' events do to bookings, published on the real broker as payments publishes them:
+each applied once, through the state machine, with the booking event in the same transaction;
+malformed ones in the dead-letter queue."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from booking.app_keys import JOBS
+from booking.tests.conftest import (
+    Catalog,
+    Probe,
+    book,
+    metric,
+    outbox,
+    publish_payment,
+    status_of,
+)
+from common.bus import BOOKING_PAYMENT_QUEUE, EXCHANGE, Event
+from common.bus.testing import QueueReader, headers
+from common.testing import eventually
+
+
+async def has_status(client: TestClient, who: dict[str, Any], booking_id: str,
+                     expected: tuple[str, str]) -> bool:
+    return await status_of(client, who, booking_id) == expected
+
+
+async def handled(client: TestClient, routing_key: str, outcome: str, count: int) -> bool:
+    return metric(client, "events_consumed_total", consumer="booking",
+                  routing_key=routing_key, outcome=outcome) == count
+
+
+async def test_a_payment_confirms_the_booking_and_catalog_books_the_seats(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
+        probe: Probe) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure, participants=2)
+
+    await publish_payment(reader, "payment.succeeded", created)
+
+    event = await probe.wait_for(created["id"], "booking.confirmed")
+    assert (event["data"]["status"], event["data"]["paymentStatus"]) == ("confirmed", "paid")
+    assert event["data"]["totalAmount"] == created["totalAmount"]
+    assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
+    await eventually(lambda: _hold_is(catalog, created["id"], "booked"))
+    assert await catalog.available_seats(departure) == 8
+    assert metric(booking, "bookings_confirmed_total", source="payment") == 1
+
+
+async def _hold_is(catalog: Catalog, booking_id: str, state: str) -> bool:
+    return await catalog.hold_state(booking_id) == state
+
+
+async def test_a_payment_delivered_three_times_confirms_once(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
+        probe: Probe, booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+
+    event = await publish_payment(reader, "payment.succeeded", created)
+    await publish_payment(reader, "payment.succeeded", created, event=event)
+    await publish_payment(reader, "payment.succeeded", created, event=event)
+
+    await eventually(lambda: handled(booking, "payment.succeeded", "handled", 1))
+    await eventually(lambda: handled(booking, "payment.succeeded", "duplicate", 2))
+    assert await outbox(booking_db, created["id"]) == ["booking.confirmed"]
+    await probe.wait_for(created["id"], "booking.confirmed")
+    await eventually(lambda: booking_db.fetchval(
+        "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"), message="outbox sent")
+    assert len(await probe.events(created["id"])) == 1
+    assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
+
+
+async def test_a_failed_payment_leaves_the_booking_pending_until_a_payment_succeeds(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+
+    await publish_payment(reader, "payment.failed", created, failureMessage="Card declined")
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("pending", "failed")))
+    assert await outbox(booking_db, created["id"]) == []
+
+    await publish_payment(reader, "payment.succeeded", created)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "paid")))
+
+
+async def test_a_failure_reported_after_the_success_changes_nothing(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        reader: QueueReader) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    await publish_payment(reader, "payment.succeeded", created)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "paid")))
+
+    await publish_payment(reader, "payment.failed", created)
+
+    await eventually(lambda: handled(booking, "payment.failed", "handled", 1))
+    assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
+
+
+async def test_refunds_are_partial_until_the_whole_total_is_back(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure(price=5000)
+    created = await book(booking, customer, departure, participants=2)
+    await publish_payment(reader, "payment.succeeded", created)
+
+    await publish_payment(reader, "payment.refunded", created, refundedAmount=4000)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "partially_refunded")))
+    await publish_payment(reader, "payment.refunded", created, refundedAmount=10_000)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "refunded")))
+
+    assert await booking_db.fetchval("SELECT refunded_amount FROM bookings WHERE id = $1",
+                                     uuid.UUID(created["id"])) == 10_000
+    assert await outbox(booking_db, created["id"]) == ["booking.confirmed"]
+
+
+async def test_a_payment_landing_after_expiry_is_recorded_and_the_booking_stays_cancelled(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    await booking.app[JOBS].expire_due(now=datetime.now(UTC) + timedelta(hours=1))
+
+    await publish_payment(reader, "payment.succeeded", created)
+
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("cancelled", "paid")))
+    # Payments refunds it on booking.cancelled; booking announces no confirmation.
+    assert await outbox(booking_db, created["id"]) == ["booking.cancelled"]
+
+
+async def test_malformed_payment_events_go_to_the_dead_letter_queue(
+        booking: TestClient, reader: QueueReader) -> None:
+    dlq = BOOKING_PAYMENT_QUEUE.dlq
+    await reader.get_all(dlq)
+    not_json = b"{not json"
+    no_booking = Event.new("payment.succeeded", {"paymentId": "p-1", "amount": 100})
+    bad_booking = Event.new("payment.failed", {"bookingId": "not-a-uuid"})
+    no_amount = Event.new("payment.refunded", {"bookingId": str(uuid.uuid4())})
+
+    await reader.publish_raw(not_json, exchange=EXCHANGE, routing_key="payment.succeeded")
+    for event in (no_booking, bad_booking, no_amount):
+        await reader.publish_raw(event.to_json(), exchange=EXCHANGE,
+                                 routing_key=event.event_type, properties=event.properties())
+
+    dead = await reader.take(dlq, 4)
+    assert sorted(headers(m)["x-dead-letter-reason"] for m in dead) == [
+        "bad-key", "bad-key", "bad-key", "malformed"]
+    assert {m.body for m in dead} == {not_json, no_booking.to_json(), bad_booking.to_json(),
+                                      no_amount.to_json()}
+    assert {headers(m)["x-original-routing-key"] for m in dead} == {
+        "payment.succeeded", "payment.failed", "payment.refunded"}

@@ -1,0 +1,101 @@
+"""GET /api/bookings and /api/bookings/{id}: customers see their own bookings, admins everyone's
+(with filters); someone else's booking does not exist for a customer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from booking.tests.conftest import Catalog, bearer, book
+
+
+async def ids(client: TestClient, who: dict[str, Any], **query: Any) -> list[str]:
+    resp = await client.get("/api/bookings", headers=bearer(who), params=query)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["total"] >= len(body["items"])
+    return [item["id"] for item in body["items"]]
+
+
+async def test_a_booking_is_visible_to_its_owner_and_admins_only(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        other_customer: dict[str, Any], admin: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}"
+
+    mine = await booking.get(path, headers=bearer(customer))
+    by_admin = await booking.get(path, headers=bearer(admin))
+    theirs = await booking.get(path, headers=bearer(other_customer))
+
+    assert (mine.status, by_admin.status) == (200, 200)
+    assert await mine.json() == await by_admin.json() == created
+    assert theirs.status == 404
+    assert (await theirs.json())["error"] == "BOOKING_NOT_FOUND"
+
+
+@pytest.mark.parametrize("booking_id", [str(uuid.uuid4()), "not-a-uuid"])
+async def test_an_unknown_booking_is_404(booking: TestClient, customer: dict[str, Any],
+                                         booking_id: str) -> None:
+    resp = await booking.get(f"/api/bookings/{booking_id}", headers=bearer(customer))
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "BOOKING_NOT_FOUND"
+
+
+async def test_customers_list_their_own_bookings_and_admins_list_all_with_filters(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        other_customer: dict[str, Any], admin: dict[str, Any]) -> None:
+    early = await catalog.departure(days_ahead=20)
+    late = await catalog.departure(days_ahead=40)
+    first = await book(booking, customer, early)
+    second = await book(booking, customer, early)
+    theirs = await book(booking, other_customer, late)
+    cancelled = await booking.post(f"/api/bookings/{first['id']}/cancel",
+                                   headers=bearer(customer), json={})
+    assert cancelled.status == 200
+
+    # Customers: their own only, newest first, whatever the filters ask.
+    assert await ids(booking, customer, tourId=early.tour_id) == [second["id"], first["id"]]
+    assert theirs["id"] not in await ids(booking, customer, limit=100)
+    assert await ids(booking, other_customer, tourId=early.tour_id) == []
+    assert await ids(booking, other_customer, email=customer["user"]["email"]) == []
+
+    # Admins: everyone's, narrowed by status, tour, departure dates and e-mail.
+    assert await ids(booking, admin, tourId=early.tour_id) == [second["id"], first["id"]]
+    assert await ids(booking, admin, tourId=early.tour_id, status="cancelled") == [first["id"]]
+    both_tours = [b for b in await ids(booking, admin, limit=100)
+                  if b in (first["id"], second["id"], theirs["id"])]
+    assert sorted(both_tours) == sorted([first["id"], second["id"], theirs["id"]])
+    on_late_day = await ids(booking, admin, limit=100, **{
+        "from": late.tour_date.isoformat(), "to": late.tour_date.isoformat()})
+    assert theirs["id"] in on_late_day
+    assert first["id"] not in on_late_day
+    fragment = other_customer["user"]["email"].split("@")[0][-8:].upper()
+    assert theirs["id"] in await ids(booking, admin, email=fragment, limit=100)
+    assert await ids(booking, admin, email=fragment, tourId=early.tour_id) == []
+
+
+async def test_lists_are_paged(booking: TestClient, catalog: Catalog,
+                               customer: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    made = [(await book(booking, customer, departure, participants=1))["id"] for _ in range(3)]
+
+    resp = await booking.get("/api/bookings", headers=bearer(customer),
+                             params={"tourId": departure.tour_id, "limit": 2, "page": 2})
+
+    assert resp.status == 200
+    assert await resp.json() | {"items": None} == {"items": None, "page": 2, "limit": 2,
+                                                   "total": 3}
+    assert [item["id"] for item in (await resp.json())["items"]] == [made[0]]
+
+
+@pytest.mark.parametrize("query", [{"limit": "101"}, {"page": "0"}, {"status": "lost"},
+                                   {"tourId": "x"}, {"from": "tomorrow"}])
+async def test_a_bad_list_query_is_400(booking: TestClient, customer: dict[str, Any],
+                                       query: dict[str, str]) -> None:
+    resp = await booking.get("/api/bookings", headers=bearer(customer), params=query)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "VALIDATION_ERROR"

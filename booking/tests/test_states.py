@@ -1,0 +1,94 @@
+"""The state machine alone: which moves exist, what they stamp and which event each emits."""
+
+from __future__ import annotations
+
+import pytest
+
+from booking.states import (
+    InvalidTransition,
+    PaymentStatus,
+    State,
+    Status,
+    allowed_transitions,
+    change_payment,
+    change_status,
+    refund_status,
+)
+
+PENDING_UNPAID = State(Status.PENDING, PaymentStatus.UNPAID)
+
+
+@pytest.mark.parametrize(("start", "to", "event"), [
+    (Status.PENDING, Status.CONFIRMED, "booking.confirmed"),
+    (Status.PENDING, Status.CANCELLED, "booking.cancelled"),
+    (Status.CONFIRMED, Status.COMPLETED, "booking.completed"),
+    (Status.CONFIRMED, Status.CANCELLED, "booking.cancelled"),
+])
+def test_every_status_move_emits_its_event_and_stamps_its_time(start: Status, to: Status,
+                                                               event: str) -> None:
+    transition = change_status(State(start, PaymentStatus.UNPAID), to, reason="why")
+    assert transition.after == State(to, PaymentStatus.UNPAID)
+    assert transition.event_type == event
+    assert transition.stamp is to
+    assert transition.reason == ("why" if to is Status.CANCELLED else None)
+
+
+@pytest.mark.parametrize(("start", "to"), [
+    (Status.PENDING, Status.COMPLETED), (Status.PENDING, Status.PENDING),
+    (Status.CONFIRMED, Status.PENDING), (Status.COMPLETED, Status.CANCELLED),
+    (Status.CANCELLED, Status.CONFIRMED), (Status.CANCELLED, Status.CANCELLED),
+])
+def test_an_illegal_status_move_is_refused_with_the_allowed_ones(start: Status,
+                                                                 to: Status) -> None:
+    with pytest.raises(InvalidTransition) as refused:
+        change_status(State(start, PaymentStatus.UNPAID), to)
+    assert refused.value.status == 409
+    assert refused.value.details["current"] == start
+    assert refused.value.details["requested"] == to
+    assert refused.value.details["allowed"] == list(
+        allowed_transitions(State(start, PaymentStatus.UNPAID))["status"])
+
+
+def test_money_received_on_a_pending_booking_confirms_it() -> None:
+    transition = change_payment(PENDING_UNPAID, PaymentStatus.PAID)
+    assert transition.after == State(Status.CONFIRMED, PaymentStatus.PAID)
+    assert transition.event_type == "booking.confirmed"
+
+
+def test_money_received_on_a_cancelled_booking_is_recorded_and_it_stays_cancelled() -> None:
+    transition = change_payment(State(Status.CANCELLED, PaymentStatus.UNPAID),
+                                PaymentStatus.PAID)
+    assert transition.after == State(Status.CANCELLED, PaymentStatus.PAID)
+    assert transition.event_type is None
+
+
+def test_a_failed_payment_leaves_the_booking_pending_and_may_be_retried() -> None:
+    failed = change_payment(PENDING_UNPAID, PaymentStatus.FAILED)
+    assert failed.after == State(Status.PENDING, PaymentStatus.FAILED)
+    assert failed.event_type is None
+    retried = change_payment(failed.after, PaymentStatus.PAID)
+    assert retried.after == State(Status.CONFIRMED, PaymentStatus.PAID)
+
+
+@pytest.mark.parametrize(("start", "to"), [
+    (PaymentStatus.PAID, PaymentStatus.PAID), (PaymentStatus.PAID, PaymentStatus.FAILED),
+    (PaymentStatus.UNPAID, PaymentStatus.REFUNDED), (PaymentStatus.REFUNDED, PaymentStatus.PAID),
+    (PaymentStatus.FAILED, PaymentStatus.FAILED),
+])
+def test_an_illegal_payment_move_is_refused(start: PaymentStatus, to: PaymentStatus) -> None:
+    with pytest.raises(InvalidTransition) as refused:
+        change_payment(State(Status.CONFIRMED, start), to)
+    assert refused.value.details["field"] == "paymentStatus"
+
+
+def test_allowed_transitions_list_both_fields() -> None:
+    assert allowed_transitions(PENDING_UNPAID) == {
+        "status": ["confirmed", "cancelled"],
+        "paymentStatus": ["processing", "paid", "failed"]}
+    assert allowed_transitions(State(Status.COMPLETED, PaymentStatus.REFUNDED)) == {
+        "status": [], "paymentStatus": []}
+
+
+def test_a_refund_is_partial_until_the_whole_total_came_back() -> None:
+    assert refund_status(1000, 3000) is PaymentStatus.PARTIALLY_REFUNDED
+    assert refund_status(3000, 3000) is PaymentStatus.REFUNDED

@@ -1,0 +1,97 @@
+"""booking's HTTP handlers: parse, call the booking rules, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from booking.app_keys import BOOKINGS
+from booking.idempotency import idempotency_key
+from booking.lifecycle import BookingNotFound
+from booking.schemas import (
+    BookingIn,
+    BookingListOut,
+    BookingOut,
+    CancelIn,
+    ListQuery,
+    PaymentStatusIn,
+    StatusIn,
+    booking_out,
+)
+from common.auth import Identity
+from common.http import endpoint, json_response
+
+TAGS = ("bookings",)
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def booking_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise BookingNotFound() from None
+
+
+@endpoint(summary="Book seats on a departure", access="user", body=BookingIn,
+          response=BookingOut, status=201, errors=(404, 409, 422, 503), tags=TAGS,
+          description=(
+              "Holds the seats at catalog, then stores the booking as pending until expiresAt. "
+              "The total is catalog's unit price x participants. With an `Idempotency-Key` "
+              "header, the same key and body answer the same response again (header "
+              f"`{REPLAYED_HEADER}: true`); another body is 422 IDEMPOTENCY_KEY_REUSED; a "
+              "request still running with that key makes this one 409 "
+              "IDEMPOTENCY_KEY_IN_USE. Not enough seats: 409 INSUFFICIENT_AVAILABILITY."))
+async def create_booking(request: web.Request, identity: Identity,
+                         body: BookingIn) -> web.Response:
+    key = idempotency_key(request)
+    answer = await request.app[BOOKINGS].create(identity, body, key)
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else None
+    return json_response(answer.body, status=answer.status, headers=headers)
+
+
+@endpoint(summary="The caller's bookings (admins: everyone's)", access="user", query=ListQuery,
+          response=BookingListOut, tags=TAGS,
+          description="Newest first. Filters narrow what the caller may see.")
+async def list_bookings(request: web.Request, identity: Identity,
+                        query: ListQuery) -> web.Response:
+    found = await request.app[BOOKINGS].search(identity, query)
+    return json_response(BookingListOut(
+        items=[booking_out(b) for b in found.items], page=query.page, limit=query.limit,
+        total=found.total))
+
+
+@endpoint(summary="One booking with its allowed transitions", access="user",
+          response=BookingOut, errors=(404,), tags=TAGS,
+          description="Someone else's booking is 404 BOOKING_NOT_FOUND, as an unknown one.")
+async def get_booking(request: web.Request, identity: Identity) -> web.Response:
+    booking = await request.app[BOOKINGS].get(identity, booking_id(request))
+    return json_response(booking_out(booking))
+
+
+@endpoint(summary="Cancel a booking (its seats are released)", access="user", body=CancelIn,
+          response=BookingOut, errors=(404, 409), tags=TAGS)
+async def cancel_booking(request: web.Request, identity: Identity,
+                         body: CancelIn) -> web.Response:
+    booking = await request.app[BOOKINGS].cancel(identity, booking_id(request), body.reason)
+    return json_response(booking_out(booking))
+
+
+@endpoint(summary="Move a booking's status (admin)", access="admin", body=StatusIn,
+          response=BookingOut, errors=(404, 409), tags=TAGS,
+          description="Through the state machine; an illegal move is 409 INVALID_TRANSITION.")
+async def set_status(request: web.Request, identity: Identity, body: StatusIn) -> web.Response:
+    booking = await request.app[BOOKINGS].set_status(booking_id(request), body.status,
+                                                     body.reason)
+    return json_response(booking_out(booking))
+
+
+@endpoint(summary="Move a booking's payment status (admin reconciliation)", access="admin",
+          body=PaymentStatusIn, response=BookingOut, errors=(404, 409), tags=TAGS,
+          description="The same move as the payment events: `paid` confirms a pending booking.")
+async def set_payment_status(request: web.Request, identity: Identity,
+                             body: PaymentStatusIn) -> web.Response:
+    booking = await request.app[BOOKINGS].set_payment_status(booking_id(request),
+                                                             body.payment_status)
+    return json_response(booking_out(booking))
+
