@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from common.http.validation import Operation
+from common.http.validation import Operation, body_optional
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 _REASONS = {
@@ -93,7 +93,7 @@ def _operation(path: str, method: str, op: Operation, refs: Refs,
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {
+        doc["requestBody"] = {"required": not body_optional(op.body), "content": {
             "application/json": {"schema": refs[(op.body, "validation")]}}}
     if op.access == "service":
         doc["security"] = [{"serviceToken": []}]

@@ -61,8 +61,15 @@ def validation_details(exc: pydantic.ValidationError, where: str = "body") -> li
     return details
 
 
+def body_optional(model: type[BaseModel]) -> bool:
+    """A body whose fields all have defaults may be left out: `POST /cancel` with nothing to say."""
+    return not any(field.is_required() for field in model.model_fields.values())
+
+
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
+    if not raw and body_optional(model):
+        return model.model_validate({})
     if not raw:
         raise ValidationFailed("A JSON body is required", details=[
             {"field": "body", "message": "A JSON body is required"}])

@@ -82,6 +82,15 @@ async def create_widget(request: web.Request, body: WidgetIn) -> web.Response:
                                    unit_price=body.unit_price, tags=body.tags), status=201)
 
 
+class ArchiveIn(Schema):
+    reason: str | None = None
+
+
+@endpoint(summary="Archive a widget (a reason is optional, and so is the body)", body=ArchiveIn)
+async def archive_widget(request: web.Request, body: ArchiveIn) -> web.Response:
+    return web.json_response({"archived": request.match_info["id"], "reason": body.reason})
+
+
 @endpoint(summary="List widgets", query=WidgetQuery, response=WidgetPage)
 async def list_widgets(request: web.Request, query: WidgetQuery) -> web.Response:
     return json_response(WidgetPage(items=[], page=query.page, limit=query.limit, total=0,
@@ -152,6 +161,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/api/widgets", create_widget)
     app.router.add_get("/api/widgets", list_widgets)
     app.router.add_get("/api/widgets/{id}", get_widget)
+    app.router.add_post("/api/widgets/{id}/archive", archive_widget)
     app.router.add_get("/api/me", whoami)
     app.router.add_get("/api/users/{userId}/widgets", user_widgets)
     app.router.add_get("/api/admin/report", admin_report)

@@ -45,11 +45,17 @@ async def test_the_demo_document_is_valid_openapi_3_1(document):
 
 async def test_every_declared_endpoint_is_documented_once(document):
     assert set(document["paths"]) == {
-        "/api/widgets", "/api/widgets/{id}", "/api/me", "/api/users/{userId}/widgets",
-        "/api/admin/report", "/internal/ping"}
+        "/api/widgets", "/api/widgets/{id}", "/api/widgets/{id}/archive", "/api/me",
+        "/api/users/{userId}/widgets", "/api/admin/report", "/internal/ping"}
     assert set(document["paths"]["/api/widgets"]) == {"get", "post"}
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+async def test_a_body_is_required_unless_every_field_has_a_default(document):
+    paths = document["paths"]
+    assert paths["/api/widgets"]["post"]["requestBody"]["required"] is True
+    assert paths["/api/widgets/{id}/archive"]["post"]["requestBody"]["required"] is False
 
 
 async def test_a_body_is_documented_by_the_schema_that_validates_it(document):

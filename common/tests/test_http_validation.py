@@ -56,6 +56,20 @@ async def test_a_body_that_is_not_an_object_is_refused(client, raw):
     assert [d["field"] for d in body["details"]] == ["body"]
 
 
+@pytest.mark.parametrize(("raw", "reason"), [(b"", None), (b"{}", None),
+                                             (b'{"reason": "old"}', "old")])
+async def test_a_body_with_nothing_required_may_be_left_out(client, raw, reason):
+    resp = await client.post("/api/widgets/w1/archive", data=raw,
+                             headers={"Content-Type": "application/json"} if raw else {})
+    assert (resp.status, await resp.json()) == (200, {"archived": "w1", "reason": reason})
+
+
+async def test_an_optional_body_still_refuses_what_is_not_an_object(client):
+    resp = await client.post("/api/widgets/w1/archive", data=b"[]",
+                             headers={"Content-Type": "application/json"})
+    assert (resp.status, (await resp.json())["error"]) == (400, "VALIDATION_ERROR")
+
+
 async def test_query_parameters_are_converted_to_their_declared_types(client):
     resp = await client.get("/api/widgets", params=[("page", "3"), ("limit", "50")])
     assert resp.status == 200
