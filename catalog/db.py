@@ -260,10 +260,18 @@ async def insert_tour(conn: asyncpg.Connection, *, title: str, slug: str, summar
     return tour_id
 
 
+async def lock_tour(conn: asyncpg.Connection, tour_id: uuid.UUID) -> asyncpg.Record | None:
+    """The tour's links and status, locked against other changes until the transaction ends
+    (NO KEY UPDATE: what the UPDATE takes anyway; departures may still be added meanwhile)."""
+    return await conn.fetchrow(
+        """SELECT id, category_id, destination_id, is_active FROM tours WHERE id = $1
+            FOR NO KEY UPDATE""", tour_id)
+
+
 async def update_tour(conn: asyncpg.Connection, tour_id: uuid.UUID, *,
-                      fields: dict[str, Any]) -> bool:
+                      fields: dict[str, Any]) -> None:
     """`fields` holds only what the admin sent (None clears an optional column)."""
-    status: str = await conn.execute(
+    await conn.execute(
         """UPDATE tours SET
               title            = CASE WHEN $2 THEN $3 ELSE title END,
               slug             = CASE WHEN $4 THEN $5 ELSE slug END,
@@ -288,7 +296,6 @@ async def update_tour(conn: asyncpg.Connection, tour_id: uuid.UUID, *,
                         "duration", "duration_unit", "difficulty", "max_group_size",
                         "ratings_average", "ratings_quantity", "image_cover", "images",
                         "category_id", "destination_id", "is_active"))
-    return status == "UPDATE 1"
 
 
 async def set_tour_active(conn: asyncpg.Connection, tour_id: uuid.UUID, active: bool) -> bool:

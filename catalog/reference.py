@@ -18,7 +18,7 @@ from catalog.schemas import (
     DestinationQuery,
     PageQuery,
 )
-from catalog.slugs import id_or_slug, slugify
+from catalog.slugs import lookup_key, slugify
 
 
 async def categories(conn: asyncpg.Connection,
@@ -31,7 +31,8 @@ async def categories(conn: asyncpg.Connection,
 
 async def category(conn: asyncpg.Connection, key: str, *,
                    include_inactive: bool) -> asyncpg.Record:
-    found = await db.category(conn, id_or_slug(key))
+    lookup = lookup_key(key)
+    found = None if lookup is None else await db.category(conn, lookup)
     if found is None or not (found["is_active"] or include_inactive):
         raise CategoryNotFound(details={"category": key})
     return found
@@ -73,7 +74,8 @@ async def destinations(conn: asyncpg.Connection,
 
 async def destination(conn: asyncpg.Connection, key: str, *,
                       include_inactive: bool) -> asyncpg.Record:
-    found = await db.destination(conn, id_or_slug(key))
+    lookup = lookup_key(key)
+    found = None if lookup is None else await db.destination(conn, lookup)
     if found is None or not (found["is_active"] or include_inactive):
         raise DestinationNotFound(details={"destination": key})
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
@@ -9,6 +10,7 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -16,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from catalog.currencies import ISO_4217
 from catalog.slugs import MAX_LENGTH, PATTERN, looks_like_id
 from common.http import Schema
 
@@ -31,6 +34,24 @@ def _not_an_id(value: str) -> str:
     return value
 
 
+def _iso_currency(value: str) -> str:
+    if value not in ISO_4217:
+        raise ValueError("must be the ISO 4217 code of a currency in circulation, such as EUR, "
+                         "USD or GBP")
+    return value
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # Lax parsing would read 1893456000 as a Unix time (a departure on 2030-01-01) and answer
+    # "20270314" with a message about datetimes: dates are YYYY-MM-DD on the wire (DESIGN §2).
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
 Slug = Annotated[str, StringConstraints(pattern=PATTERN, max_length=MAX_LENGTH),
                  AfterValidator(_not_an_id)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
@@ -42,13 +63,23 @@ Icon = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 ImageUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$"),
                      Field(description="An http(s) URL or a path on this site")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"),
-                     Field(description="ISO 4217 code")]
+                     AfterValidator(_iso_currency),
+                     Field(description="ISO 4217 code of a currency in circulation")]
+# Every integer bound below keeps values inside PostgreSQL's `integer`: a larger number would
+# otherwise reach the database and come back as a 500 instead of a 400 naming the field.
+MAX_MONEY = 100_000_000
 # Strict: 89.99 or "8999" are refused rather than guessed at; money is an integer of minor units.
-Money = Annotated[int, Field(strict=True, ge=0, le=100_000_000,
+Money = Annotated[int, Field(strict=True, ge=0, le=MAX_MONEY,
                              description="Minor units: 8999 is 89.99")]
+# Lax in queries, whose values are text.
+MoneyFilter = Annotated[int, Field(ge=0, le=MAX_MONEY, description="Minor units")]
+RatingsQuantity = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 Seats = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+# Strict too: `true` or "4.5" are not ratings (lax parsing would take them as 1.0 and 4.5).
+Rating = Annotated[float, Field(strict=True, ge=0, le=5)]
 IdOrSlug = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH),
                      Field(description="An id or a slug")]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 _NON_EMPTY = ConfigDict(json_schema_extra={"minProperties": 1})
 
@@ -81,12 +112,12 @@ class TourQuery(PageQuery):
                           "each word may be the start of a word, accents do not matter")
     destination: IdOrSlug | None = None
     category: IdOrSlug | None = None
-    min_price: Annotated[int, Field(ge=0)] | None = Field(None, description="Minor units")
-    max_price: Annotated[int, Field(ge=0)] | None = Field(None, description="Minor units")
+    min_price: MoneyFilter | None = None
+    max_price: MoneyFilter | None = None
     difficulty: Difficulty | None = None
-    from_: date | None = Field(None, alias="from",
-                               description="Tours with an active departure on or after this date")
-    to: date | None = Field(None, description="Tours with an active departure on or before it")
+    from_: IsoDate | None = Field(
+        None, alias="from", description="Tours with an active departure on or after this date")
+    to: IsoDate | None = Field(None, description="Tours with an active departure on or before it")
     sort: Sort | None = Field(None, description="rating is best first, startDate soonest first; "
                                                 "default: relevance with q, else rating")
 
@@ -125,8 +156,8 @@ class TourIn(Schema):
     difficulty: Difficulty = "medium"
     max_group_size: Seats = Field(15, description="Most seats one booking may take; also the "
                                                   "default capacity of a departure")
-    ratings_average: Annotated[float, Field(ge=0, le=5)] = 0
-    ratings_quantity: Annotated[int, Field(strict=True, ge=0)] = 0
+    ratings_average: Rating = 0
+    ratings_quantity: RatingsQuantity = 0
     image_cover: ImageUrl | None = None
     images: Annotated[list[ImageUrl], Field(max_length=30)] = []
     category_id: UUID | None = None
@@ -149,8 +180,8 @@ class TourPatch(Schema):
     duration_unit: DurationUnit | None = None
     difficulty: Difficulty | None = None
     max_group_size: Seats | None = None
-    ratings_average: Annotated[float, Field(ge=0, le=5)] | None = None
-    ratings_quantity: Annotated[int, Field(strict=True, ge=0)] | None = None
+    ratings_average: Rating | None = None
+    ratings_quantity: RatingsQuantity | None = None
     image_cover: ImageUrl | None = None
     images: Annotated[list[ImageUrl], Field(max_length=30)] | None = None
     category_id: UUID | None = None
@@ -169,7 +200,7 @@ class TourPatch(Schema):
 
 
 class DepartureIn(Schema):
-    date: date
+    date: IsoDate
     capacity: Seats | None = Field(None, description="Default: the tour's maxGroupSize")
 
 
@@ -196,8 +227,8 @@ class CategoryRef(Schema):
 
 
 class Coordinates(Schema):
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lng: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(strict=True, ge=-90, le=90)]
+    lng: Annotated[float, Field(strict=True, ge=-180, le=180)]
 
 
 class DestinationRef(Schema):
@@ -360,7 +391,7 @@ class DestinationPage(Schema):
 class HoldIn(Schema):
     booking_id: UUID = Field(description="The key of every change to this hold")
     tour_id: UUID
-    tour_date: date
+    tour_date: IsoDate
     seats: int = Field(strict=True, description="1 to the tour's maxGroupSize (errors name the "
                                                 "field participants, as booking calls it)")
     expires_at: AwareDatetime = Field(description="When booking will give up on the booking; "

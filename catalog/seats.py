@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -31,6 +31,11 @@ from catalog.events import Counters, record_availability
 from catalog.schemas import HoldIn
 
 log = structlog.get_logger(__name__)
+
+# The furthest `expiresAt` a hold may have. booking holds for at most a day (BOOKING_HOLD_TTL);
+# the margin absorbs clock skew. Without a bound, a hold whose booking died would keep its seats
+# for as long as it says, out of the sweeper's reach (and year 9999 would not even be storable).
+LONGEST_HOLD = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ async def hold(conn: asyncpg.Connection, request: HoldIn, *, now: datetime) -> O
                                       "(the most one booking may take on this tour)")
     if request.expires_at <= now:
         raise invalid("expiresAt", "must be in the future")
+    if request.expires_at > now + LONGEST_HOLD:
+        raise invalid("expiresAt", f"must be at most {LONGEST_HOLD.days} days from now")
     if not await db.insert_hold(conn, booking_id=request.booking_id,
                                 departure_id=departure["id"], seats=request.seats,
                                 unit_price=tour["price"], currency=tour["currency"],
@@ -119,11 +126,19 @@ async def confirm(conn: asyncpg.Connection, booking_id: uuid.UUID) -> Outcome:
 async def release(conn: asyncpg.Connection, booking_id: uuid.UUID, *,
                   reason: str = "cancelled") -> Outcome:
     """Give the seats back, held or booked: booking cancelled it ("cancelled"), or the sweeper
-    found it orphaned ("expired")."""
+    found it orphaned ("expired").
+
+    booking's release of a hold the sweeper already released changes no seat, but it does make
+    the release final: an expired hold may still be confirmed (the payment landed late), a
+    cancelled one never, and a confirmation retried from before the cancellation can arrive
+    after it.
+    """
     locked = await db.lock_hold(conn, booking_id)
     if locked is None:
         raise HoldNotFound(details={"bookingId": str(booking_id)})
     if locked["state"] == "released":
+        if reason == "cancelled" and locked["release_reason"] == "expired":
+            await db.set_hold_state(conn, booking_id, "released", release_reason="cancelled")
         return Outcome(await get(conn, booking_id), None)
     seats = locked["seats"]
     held, booked = (seats, 0) if locked["state"] == "held" else (0, seats)

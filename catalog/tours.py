@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from catalog.errors import (
 )
 from catalog.events import Counters, record_availability
 from catalog.schemas import DepartureIn, DeparturePatch, TourIn, TourPatch, TourQuery
-from catalog.slugs import id_or_slug, slugify
+from catalog.slugs import id_or_slug, lookup_key, slugify
 
 # Letters and digits; everything else (punctuation, tsquery operators) separates words.
 _WORD = re.compile(r"[^\W_]+")
@@ -67,7 +68,8 @@ async def detail(conn: asyncpg.Connection, key: uuid.UUID | str, *,
                  include_inactive: bool) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
     """A tour by id or slug with its future departures; inactive ones only when asked."""
     today = clock.today()
-    tour = await db.tour(conn, id_or_slug(key) if isinstance(key, str) else key, today)
+    lookup = lookup_key(key) if isinstance(key, str) else key
+    tour = None if lookup is None else await db.tour(conn, lookup, today)
     if tour is None or not (tour["is_active"] or include_inactive):
         raise TourNotFound(details={"tour": str(key)})
     departures = await db.departures_of(conn, tour["id"], today=today,
@@ -86,15 +88,21 @@ async def create(conn: asyncpg.Connection, body: TourIn) -> uuid.UUID:
 
 
 async def update(conn: asyncpg.Connection, tour_id: uuid.UUID, patch: TourPatch) -> None:
-    """Changes what the patch sends. The slug stays when the title changes: links keep working."""
+    """Changes what the patch sends. The slug stays when the title changes: links keep working.
+
+    The tour is locked first, so an unknown tour is a 404 whatever the body says, and two
+    patches of one tour apply one after the other.
+    """
+    current = await db.lock_tour(conn, tour_id)
+    if current is None:
+        raise TourNotFound(details={"tour": str(tour_id)})
     fields = patch.model_dump(exclude_unset=True)
-    await _check_links(conn, fields)
+    comes_back = fields.get("is_active") is True and not current["is_active"]
+    await _check_links(conn, fields, comes_back_from=current if comes_back else None)
     try:
-        found = await db.update_tour(conn, tour_id, fields=fields)
+        await db.update_tour(conn, tour_id, fields=fields)
     except asyncpg.UniqueViolationError:
         raise DuplicateSlug(fields["slug"]) from None
-    if not found:
-        raise TourNotFound(details={"tour": str(tour_id)})
 
 
 async def deactivate(conn: asyncpg.Connection, tour_id: uuid.UUID) -> None:
@@ -141,14 +149,36 @@ async def deactivate_departure(conn: asyncpg.Connection, tour_id: uuid.UUID,
     await update_departure(conn, tour_id, departure_id, DeparturePatch(is_active=False))
 
 
-async def _check_links(conn: asyncpg.Connection, fields: dict[str, Any]) -> None:
-    """A tour may only be filed under an active category and destination."""
-    category_id, destination_id = fields.get("category_id"), fields.get("destination_id")
-    if category_id is not None:
-        found = await db.category(conn, category_id)
-        if found is None or not found["is_active"]:
-            raise invalid("categoryId", "no active category has this id")
-    if destination_id is not None:
-        found = await db.destination(conn, destination_id)
-        if found is None or not found["is_active"]:
-            raise invalid("destinationId", "no active destination has this id")
+# Each link of a tour: its column, its name on the wire, how to find it, what it is.
+LinkLookup = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
+_LINKS: tuple[tuple[str, str, LinkLookup, str], ...] = (
+    ("category_id", "categoryId", db.category, "category"),
+    ("destination_id", "destinationId", db.destination, "destination"),
+)
+
+
+async def _check_links(conn: asyncpg.Connection, fields: dict[str, Any], *,
+                       comes_back_from: asyncpg.Record | None = None) -> None:
+    """A tour may only be filed under an active category and destination.
+
+    The links sent must name active ones. A tour that comes back (`comes_back_from`: its row
+    before a patch that reactivates it) must not keep a link it does not replace to an entry
+    deactivated while the tour was away: deactivating an entry active tours use is refused, and
+    this is the other way an active tour could end up under an inactive one.
+    """
+    for column, wire, find, kind in _LINKS:
+        if column in fields:
+            if not await _active_or_none(conn, find, fields[column]):
+                raise invalid(wire, f"no active {kind} has this id")
+        elif comes_back_from is not None \
+                and not await _active_or_none(conn, find, comes_back_from[column]):
+            raise invalid("isActive", f"the tour is filed under an inactive {kind}: reactivate "
+                                      f"the {kind} first, or send another {wire} (or null)")
+
+
+async def _active_or_none(conn: asyncpg.Connection, find: LinkLookup,
+                          link_id: uuid.UUID | None) -> bool:
+    if link_id is None:
+        return True
+    found = await find(conn, link_id)
+    return found is not None and bool(found["is_active"])

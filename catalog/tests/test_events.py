@@ -158,6 +158,25 @@ async def test_a_confirmation_overtaken_by_the_cancellation_books_nothing(
     assert [e for e in logs if e["event"] == "confirmation_after_cancellation_ignored"]
 
 
+async def test_a_cancellation_after_the_sweeper_keeps_a_late_confirmation_out(
+        api: Api, bus: Bus, conn):
+    _, departure = await api.tour_with_departure(capacity=4)
+    hold = await api.held(departure, 3)
+    await orphan(api, conn, hold)  # the sweeper released it first ("expired")
+    # booking cancels the booking; then a booking.confirmed retried from before the
+    # cancellation comes back.
+    await bus.booking_event("cancelled", hold)
+    await handled(api, "booking.cancelled", "handled", 1)
+    with structlog.testing.capture_logs() as logs:
+        await bus.booking_event("confirmed", hold)
+        await handled(api, "booking.confirmed", "handled", 1)
+    assert await seats_of(conn, departure["id"]) == (4, 0, 0)
+    assert [e for e in logs if e["event"] == "confirmation_after_cancellation_ignored"]
+    state = await conn.fetchrow("SELECT state, release_reason FROM seat_holds"
+                                " WHERE booking_id = $1", uuid.UUID(hold["bookingId"]))
+    assert tuple(state) == ("released", "cancelled")
+
+
 async def test_malformed_messages_go_to_the_dead_letter_queue_at_once(api: Api, bus: Bus):
     message_id = str(uuid.uuid4())
     await bus.reader.publish_raw(

@@ -103,6 +103,20 @@ async def test_a_hold_booking_released_cannot_be_confirmed(api: Api, conn):
     assert await seats_of(conn, departure["id"]) == (4, 0, 0)
 
 
+async def test_a_release_by_booking_after_the_sweeper_is_final(api: Api, conn):
+    """The sweeper released an orphan ("expired": its seats may come back if the payment lands);
+    then booking cancels the booking. Its release must make the hold final, or a confirmation
+    arriving afterwards would book seats for a cancelled booking, for good."""
+    _, departure = await api.tour_with_departure(capacity=4)
+    hold = await api.held(departure, 2)
+    await orphan(api, conn, hold)
+    released = await api.hold_action(hold["bookingId"], "release")
+    assert released.status == 200 and (await released.json())["state"] == "released"
+    refused = await api.hold_action(hold["bookingId"], "confirm")
+    assert (refused.status, (await refused.json())["error"]) == (409, "HOLD_RELEASED")
+    assert await seats_of(conn, departure["id"]) == (4, 0, 0)
+
+
 async def test_not_enough_seats_is_409_with_what_is_left(api: Api, conn):
     tour, departure = await api.tour_with_departure(capacity=5)
     await api.held(departure, 3)
@@ -135,10 +149,18 @@ async def test_hold_refusals_have_the_contract_codes(api: Api):
         (api.hold(tour["id"], departure["date"], 0), 400, "VALIDATION_ERROR"),
         (api.hold(tour["id"], departure["date"], 7), 400, "VALIDATION_ERROR"),
         (api.hold(tour["id"], departure["date"], expires_in=-60), 400, "VALIDATION_ERROR"),
+        # A hold that outlives any booking would block its seats beyond the sweeper's reach.
+        (api.hold(tour["id"], departure["date"], expires_in=8 * 86400), 400,
+         "VALIDATION_ERROR"),
     ]
     for call, status, code in cases:
         resp = await call
         assert (resp.status, (await resp.json())["error"]) == (status, code), (status, code)
+    # Past the last instant PostgreSQL can store: a 400, not a 500 from the database.
+    far = await api.client.post("/internal/holds", headers=SERVICE, json={
+        "bookingId": str(uuid.uuid4()), "tourId": tour["id"], "tourDate": departure["date"],
+        "seats": 1, "expiresAt": "9999-12-31T23:59:59-05:00"})
+    assert (far.status, (await far.json())["details"][0]["field"]) == (400, "expiresAt")
     too_many = await (await api.hold(tour["id"], departure["date"], 7)).json()
     assert too_many["details"][0]["field"] == "participants"
     assert "6" in too_many["details"][0]["message"]
@@ -147,6 +169,7 @@ async def test_hold_refusals_have_the_contract_codes(api: Api):
 @pytest.mark.parametrize(("body", "field"), [
     ({"tourId": "nope"}, "tourId"),
     ({"tourDate": "14/03/2027"}, "tourDate"),
+    ({"tourDate": 1893456000}, "tourDate"),
     ({"seats": "2"}, "seats"),
     ({"expiresAt": "2030-01-01T10:00:00"}, "expiresAt"),  # no time zone
     ({"bookingId": None}, "bookingId"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from yarl import URL
 
 from catalog.tests.conftest import Api, token
 
@@ -24,8 +25,8 @@ async def test_categories_are_listed_paged_and_found_by_id_or_slug(api: Api):
         assert await api.get(f"/api/categories/{key}") == made[0]
     resp = await api.client.get(f"/api/categories/{made[0]['slug']}")
     assert resp.headers["Cache-Control"] == "public, max-age=60" and resp.headers["ETag"]
-    for key in (str(uuid.uuid4()), "no-such-category"):
-        missing = await api.client.get(f"/api/categories/{key}")
+    for key in (str(uuid.uuid4()), "no-such-category", "%00", "a%00b"):
+        missing = await api.client.get(URL(f"/api/categories/{key}", encoded=True))
         assert (missing.status, (await missing.json())["error"]) == (404, "CATEGORY_NOT_FOUND")
 
 
@@ -39,6 +40,10 @@ async def test_destinations_have_coordinates_and_filter_by_country(api: Api):
     found = await api.get("/api/destinations", params={"country": country.upper()})
     assert [d["id"] for d in found["items"]] == [created["id"]] and found["total"] == 1
     assert await api.get(f"/api/destinations/{created['slug']}") == created
+    for key in ("%00", "no%00where"):
+        missing = await api.client.get(URL(f"/api/destinations/{key}", encoded=True))
+        assert (missing.status, (await missing.json())["error"]) == (404,
+                                                                     "DESTINATION_NOT_FOUND")
     cleared = await api.client.patch(f"/api/destinations/{created['id']}", headers=api.admin,
                                      json={"coordinates": None, "region": "Inner Ring"})
     body = await cleared.json()
@@ -69,6 +74,9 @@ async def test_a_renamed_destination_is_searched_under_its_new_name(api: Api):
     ("/api/destinations", {"name": "Fine", "country": "Fine", "coordinates": {"lat": 1}},
      {"coordinates.lng"}),
     ("/api/destinations", {"name": "Fine", "country": "Fine", "image": "ftp://x"}, {"image"}),
+    ("/api/destinations", {"name": "Fine", "country": "Fine",
+                           "coordinates": {"lat": "48.8", "lng": True}},
+     {"coordinates.lat", "coordinates.lng"}),
 ])
 async def test_reference_validation_names_each_bad_field(api: Api, path, body, fields):
     resp = await api.client.post(path, json=body, headers=api.admin)

@@ -148,7 +148,9 @@ async def test_items_carry_their_category_destination_and_next_departure(api: Ap
     ({"limit": 101}, "limit"), ({"limit": 0}, "limit"), ({"page": 0}, "page"),
     ({"sort": "random"}, "sort"), ({"difficulty": "extreme"}, "difficulty"),
     ({"minPrice": -1}, "minPrice"), ({"minPrice": "cheap"}, "minPrice"),
-    ({"from": "tomorrow"}, "from"), ({"minPrice": 500, "maxPrice": 100}, "query"),
+    ({"minPrice": 3_000_000_000}, "minPrice"), ({"maxPrice": 10**20}, "maxPrice"),
+    ({"from": "tomorrow"}, "from"), ({"to": "1893456000"}, "to"),
+    ({"minPrice": 500, "maxPrice": 100}, "query"),
     ({"from": "2030-02-01", "to": "2030-01-01"}, "query"), ({"color": "red"}, "color"),
     ({"q": "x" * 201}, "q"),
 ])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from yarl import URL
 
 from catalog.tests.conftest import Api, Bus, in_days, seats_of, token
 
@@ -112,10 +113,15 @@ async def test_duplicate_slugs_are_409(api: Api):
     ({"price": "8999"}, {"price"}),
     ({"price": -1}, {"price"}),
     ({"currency": "eur"}, {"currency"}),
+    ({"currency": "EUD"}, {"currency"}),  # a typo nobody could pay in
+    ({"currency": "XXX"}, {"currency"}),  # ISO's "no currency"
+    ({"ratingsQuantity": 3_000_000_000}, {"ratingsQuantity"}),
     ({"difficulty": "extreme"}, {"difficulty"}),
     ({"durationUnit": "months"}, {"durationUnit"}),
     ({"maxGroupSize": 0}, {"maxGroupSize"}),
     ({"ratingsAverage": 5.5}, {"ratingsAverage"}),
+    ({"ratingsAverage": True}, {"ratingsAverage"}),  # not a number, whatever Python thinks
+    ({"ratingsAverage": "4.5"}, {"ratingsAverage"}),
     ({"title": "ab"}, {"title"}),
     ({"slug": "Not A Slug"}, {"slug"}),
     ({"slug": str(uuid.uuid4())}, {"slug"}),
@@ -144,14 +150,60 @@ async def test_patch_changes_only_what_is_sent(api: Api):
     assert changed["slug"] == tour["slug"]  # links keep working
     assert changed["description"] == tour["description"]
     assert changed["updatedAt"] > tour["updatedAt"]
-    for body, field in (({}, "body"), ({"title": None}, "title"), ({"price": None}, "price")):
+    for body, field in (({}, "body"), ({"title": None}, "title"), ({"price": None}, "price"),
+                        ({"ratingsQuantity": 3_000_000_000}, "ratingsQuantity"),
+                        ({"currency": "EUD"}, "currency")):
         refused = await api.client.patch(f"/api/tours/{tour['id']}", json=body,
                                          headers=api.admin)
         assert refused.status == 400
         assert field in [d["field"] for d in (await refused.json())["details"]]
-    missing = await api.client.patch(f"/api/tours/{uuid.uuid4()}", json={"price": 1},
-                                     headers=api.admin)
-    assert (missing.status, (await missing.json())["error"]) == (404, "TOUR_NOT_FOUND")
+    # An unknown tour is 404 whatever the body says, even a link to an unknown category.
+    for body in ({"price": 1}, {"categoryId": str(uuid.uuid4())}):
+        missing = await api.client.patch(f"/api/tours/{uuid.uuid4()}", json=body,
+                                         headers=api.admin)
+        assert (missing.status, (await missing.json())["error"]) == (404, "TOUR_NOT_FOUND")
+
+
+@pytest.mark.parametrize("kind", ["category", "destination"])
+async def test_a_tour_comes_back_only_under_active_reference_data(api: Api, kind: str):
+    """Active tours keep their category and destination active (deactivating one they use is
+    refused); bringing back an inactive tour filed under an inactive one must be refused too."""
+    collection = {"category": "/api/categories", "destination": "/api/destinations"}[kind]
+    link = await api.create(collection, {"name": f"Seasonal {token()}", "country": "Norway"}
+                            if kind == "destination" else {"name": f"Seasonal {token()}"})
+    tour = await api.tour(**{f"{kind}Id": link["id"]})
+    path = f"/api/tours/{tour['id']}"
+    await api.client.delete(path, headers=api.admin)
+    assert (await api.client.delete(f"{collection}/{link['id']}",
+                                    headers=api.admin)).status == 204
+
+    refused = await api.client.patch(path, json={"isActive": True}, headers=api.admin)
+    body = await refused.json()
+    assert (refused.status, body["error"]) == (400, "VALIDATION_ERROR")
+    assert [d["field"] for d in body["details"]] == ["isActive"]
+    assert kind in body["details"][0]["message"]
+    shown = await api.get(path, params={"includeInactive": "true"}, headers=api.admin)
+    assert shown["isActive"] is False  # nothing half-written
+
+    # Filed elsewhere (or nowhere) in the same request, it may come back.
+    restored = await api.client.patch(path, json={"isActive": True, f"{kind}Id": None},
+                                      headers=api.admin)
+    assert restored.status == 200
+    assert (await restored.json())[kind] is None
+
+
+async def test_a_title_shaped_like_an_id_still_gets_a_reachable_slug(api: Api):
+    """Paths take an id or a slug: a slug that parses as a UUID could never be found."""
+    for title in (str(uuid.uuid4()), uuid.uuid4().hex):
+        tour = await api.tour(title=title)
+        assert tour["slug"] != title and title in tour["slug"]
+        assert (await api.get(f"/api/tours/{tour['slug']}"))["id"] == tour["id"]
+
+
+async def test_paths_that_cannot_name_a_tour_are_404(api: Api):
+    for key in ("%00", "a%00b", "Not%20A%20Slug", "x" * 200):
+        resp = await api.client.get(URL(f"/api/tours/{key}", encoded=True))
+        assert (resp.status, (await resp.json())["error"]) == (404, "TOUR_NOT_FOUND"), key
 
 
 async def test_delete_is_soft_and_keeps_existing_holds(api: Api):
@@ -186,6 +238,13 @@ async def test_departures_default_to_the_group_size_and_are_unique_per_day(api: 
         past = await api.client.post(f"/api/tours/{tour['id']}/departures", headers=api.admin,
                                      json={"date": in_days(day)})
         assert past.status == 400 and (await past.json())["details"][0]["field"] == "date"
+    # Dates are YYYY-MM-DD on the wire; a number is not read as a Unix time.
+    for wrong in (1893456000, "1893456000", "20270314", "14/03/2027"):
+        odd = await api.client.post(f"/api/tours/{tour['id']}/departures", headers=api.admin,
+                                    json={"date": wrong})
+        [detail] = (await odd.json())["details"]
+        assert (odd.status, detail["field"]) == (400, "date"), wrong
+        assert "YYYY-MM-DD" in detail["message"]
     unknown = await api.client.post(f"/api/tours/{uuid.uuid4()}/departures", headers=api.admin,
                                     json={"date": in_days(20)})
     assert (unknown.status, (await unknown.json())["error"]) == (404, "TOUR_NOT_FOUND")
