@@ -11,8 +11,9 @@ import aiohttp
 import asyncpg
 import pytest
 
+from catalog.tests.test_concurrency import watch
 from ops.stack import Stack
-from tests.conftest import register
+from tests.conftest import call, register
 from tests.test_booking_saga import create_tour, seats_left
 
 
@@ -24,30 +25,17 @@ def pairs(stack: Stack, platform: dict[str, str]) -> list[str]:
     return [platform["booking"], second_booking]
 
 
-async def watch_departure(database: str, tour_id: str,
-                          stop: asyncio.Event) -> list[tuple[int, ...]]:
-    """Every state the departure's counters pass through while the rush lasts."""
-    seen = []
-    conn = await asyncpg.connect(database)
-    try:
-        while not stop.is_set():
-            row = await conn.fetchrow(
-                "SELECT capacity, held, booked FROM departures WHERE tour_id = $1", tour_id)
-            seen.append(tuple(row))
-            await asyncio.sleep(0.005)
-    finally:
-        await conn.close()
-    return seen
-
-
 async def test_200_travellers_for_the_last_10_seats_get_exactly_10_holds(
         stack: Stack, platform: dict[str, str], admin_token: str, pairs: list[str]) -> None:
     gateway = platform["gateway"]
     tour, when = create_tour(gateway, admin_token, capacity=10)
     travellers = [register(gateway, f"Rush{n}") for n in range(20)]
-    stop = asyncio.Event()
+    [departure] = call("GET", f"{gateway}/api/tours/{tour['id']}")[1]["departures"]
+    watching, stop = asyncio.Event(), asyncio.Event()
     watcher = asyncio.create_task(
-        watch_departure(stack.database("catalog"), tour["id"], stop))
+        watch(stack.database("catalog"), departure["id"], watching, stop))
+    async with asyncio.timeout(10):
+        await watching.wait()  # it has seen the state before the rush
 
     async def book(http: aiohttp.ClientSession, n: int) -> tuple[int, dict[str, Any]]:
         traveller = travellers[n % len(travellers)]
