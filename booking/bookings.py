@@ -19,16 +19,29 @@ from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable, H
 from booking.config import Config
 from booking.contacts import Contact, ContactBook
 from booking.idempotency import Claim, Replay
-from booking.lifecycle import BookingNotFound, Plan, change, state_of
+from booking.lifecycle import BookingNotFound, Plan, change, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.schemas import BookingIn, ListQuery, booking_out
-from booking.states import PaymentStatus, Status, Transition, change_payment, change_status
+from booking.states import (
+    PaymentStatus,
+    Status,
+    Transition,
+    cancel_by_customer,
+    change_payment,
+    change_status,
+)
 from common.auth import Identity
+from common.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 
 CUSTOMER_CANCEL_REASON = "cancelled by the customer"
 ADMIN_CANCEL_REASON = "cancelled by an administrator"
+
+
+class RequestAbandoned(Unavailable):
+    message = ("This booking request took too long and its seats were given back; "
+               "please try again")
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,10 @@ class Bookings:
         try:
             contact = await contact_lookup
             async with self._pool.acquire() as conn, conn.transaction():
+                # Holding the request's row keeps the abandoned-hold job off the hold until the
+                # booking is stored; if the job took the request first, its seats are gone.
+                if not await db.lock_request(conn, claimed.booking_id):
+                    raise RequestAbandoned()
                 booking = await db.insert_booking(
                     conn, booking_id=claimed.booking_id, user_id=identity.user_id,
                     tour_id=hold.tour_id, departure_id=hold.departure_id,
@@ -110,7 +127,8 @@ class Bookings:
                     contact_email=contact.email, contact_phone=contact.phone,
                     special_requests=body.special_requests or None,
                     expires_at=hold.expires_at)
-                answer = Answer(201, booking_out(booking).model_dump(mode="json", by_alias=True))
+                answer = Answer(201, booking_out(booking, identity).model_dump(
+                    mode="json", by_alias=True))
                 await idempotency.answer(conn, claimed, answer.status, answer.body)
         except BaseException:
             await self._compensate(claimed)
@@ -179,7 +197,11 @@ class Bookings:
                 raise BookingNotFound()
             default = (CUSTOMER_CANCEL_REASON if str(booking["user_id"]) == identity.user_id
                        else ADMIN_CANCEL_REASON)
-            return change_status(state_of(booking), Status.CANCELLED, reason=reason or default)
+            if identity.is_admin:
+                return change_status(state_of(booking), Status.CANCELLED,
+                                     reason=reason or default)
+            return cancel_by_customer(state_of(booking), tour_date=booking["tour_date"],
+                                      today=utc_today(), reason=reason or default)
 
         source = "admin" if identity.is_admin else "customer"
         return await self._change(booking_id, plan, source)

@@ -27,7 +27,8 @@ class Config(BaseConfig):
         "Seconds the contact lookup at auth may take before the token's email is used alone"))
     request_lease: float = Field(30.0, gt=0, le=600, description=(
         "Seconds a booking request owns its Idempotency-Key; a retry within it is told "
-        "IDEMPOTENCY_KEY_IN_USE, a retry after it (the first one crashed) takes over"))
+        "IDEMPOTENCY_KEY_IN_USE, a retry after it (the first one crashed) takes over. A "
+        "request without a key that is still unanswered after it has its hold released"))
     idempotency_ttl: int = Field(24 * 3600, ge=60, description=(
         "Seconds an answered Idempotency-Key is remembered and its response replayed"))
     jobs_interval: float = Field(30.0, ge=0, description=(

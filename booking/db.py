@@ -164,9 +164,17 @@ async def request_by_key(conn: asyncpg.Connection, user_id: str,
                          idempotency_key: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """SELECT booking_id, request_hash, lease_until, lease_until > now() AS leased,
-                  response_status, response_body
+                  abandoned_at IS NOT NULL AS abandoned, response_status, response_body
              FROM booking_requests WHERE user_id = $1 AND idempotency_key = $2""",
         uuid.UUID(user_id), idempotency_key)
+
+
+async def lock_request(conn: asyncpg.Connection, booking_id: uuid.UUID) -> bool:
+    """The request's row, locked until the caller's transaction ends (the abandoned-hold job
+    skips it meanwhile); False when the job took it first: its hold is released or going."""
+    return bool(await conn.fetchval(
+        """SELECT true FROM booking_requests
+            WHERE booking_id = $1 AND abandoned_at IS NULL FOR UPDATE""", booking_id))
 
 
 async def take_over_request(conn: asyncpg.Connection, booking_id: uuid.UUID,
@@ -176,7 +184,7 @@ async def take_over_request(conn: asyncpg.Connection, booking_id: uuid.UUID,
     taken = await conn.fetchval(
         """UPDATE booking_requests SET lease_until = now() + make_interval(secs => $3)
             WHERE booking_id = $1 AND lease_until = $2 AND lease_until <= now()
-              AND answered_at IS NULL
+              AND answered_at IS NULL AND abandoned_at IS NULL
         RETURNING true""", booking_id, seen_lease, lease_seconds)
     return bool(taken)
 
@@ -184,7 +192,7 @@ async def take_over_request(conn: asyncpg.Connection, booking_id: uuid.UUID,
 async def answer_request(conn: asyncpg.Connection, booking_id: uuid.UUID, status: int,
                          body: dict[str, Any]) -> None:
     await conn.execute(
-        """UPDATE booking_requests SET response_status = $2, response_body = $3::text::jsonb,
+        """UPDATE booking_requests SET response_status = $2, response_body = $3::text::json,
                                        answered_at = now()
             WHERE booking_id = $1""", booking_id, status, _json(body))
 
@@ -200,13 +208,20 @@ async def end_lease(conn: asyncpg.Connection, booking_id: uuid.UUID) -> None:
         " WHERE booking_id = $1 AND answered_at IS NULL", booking_id)
 
 
-async def lock_abandoned_requests(conn: asyncpg.Connection, before: datetime,
-                                  limit: int) -> list[uuid.UUID]:
-    """Unanswered requests whose lease ended before `before`: nobody came back for their hold."""
+async def abandon_requests(conn: asyncpg.Connection, *, now: datetime,
+                           keyed_before: datetime, limit: int) -> list[uuid.UUID]:
+    """Unanswered requests nobody will come back for, locked (other runners skip them) and
+    marked abandoned, so that none of them stores its booking any more: without a key, once
+    their lease ended (nothing can take them over); with one, once it ended before
+    `keyed_before`. Rows marked by an earlier pass whose release failed come back too."""
     rows = await conn.fetch(
-        """SELECT booking_id FROM booking_requests
-            WHERE answered_at IS NULL AND lease_until < $1
-            ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED""", before, limit)
+        """UPDATE booking_requests SET abandoned_at = COALESCE(abandoned_at, now())
+            WHERE booking_id IN (
+                  SELECT booking_id FROM booking_requests
+                   WHERE answered_at IS NULL
+                     AND (lease_until < $2 OR (idempotency_key IS NULL AND lease_until < $1))
+                   ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED)
+        RETURNING booking_id""", now, keyed_before, limit)
     return [row["booking_id"] for row in rows]
 
 
@@ -217,5 +232,6 @@ async def prune_answered_requests(conn: asyncpg.Connection, before: datetime) ->
 
 
 def _json(value: dict[str, Any]) -> str:
-    # Text cast to jsonb: independent of whether the connection registered a jsonb codec.
+    # Text cast to json: independent of whether the connection registered a json codec, and
+    # stored as written, so that a replay sends the keys in their first order.
     return json.dumps(value, separators=(",", ":"))

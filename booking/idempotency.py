@@ -11,7 +11,9 @@ row fixes the booking id. Then:
 - a request refused with a 4xx drops its row: the client may fix the cause and retry the key.
 
 Requests without a key get a row too (without the key), so that a hold made by a request that
-then crashed is known and released by the abandoned-hold job.
+then crashed is known and released by the abandoned-hold job. A request stores its booking only
+while its row stands and the job has not taken it (`db.lock_request`): a hold the job gave back
+never becomes a booking.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ async def claim(conn: asyncpg.Connection, *, user_id: str, key: str | None, body
             raise IdempotencyKeyReused()
         if existing["response_status"] is not None:
             return Replay(existing["response_status"], _json(existing["response_body"]))
-        if existing["leased"]:
+        if existing["leased"] or existing["abandoned"]:
+            # Abandoned: its hold is being released; once it is, the key is free again.
             raise IdempotencyKeyInUse()
         if await db.take_over_request(conn, existing["booking_id"], existing["lease_until"],
                                       lease):
@@ -119,8 +122,13 @@ async def forget(conn: asyncpg.Connection, claim: Claim) -> None:
 
 async def end_lease(conn: asyncpg.Connection, claim: Claim) -> None:
     """The outcome at catalog is unknown (timeout, 503): keep the booking id for a retry, and
-    let it take over at once rather than after the lease."""
-    await db.end_lease(conn, claim.booking_id)
+    let it take over at once rather than after the lease.
+
+    Without a key no retry can take the request over, and catalog may still be making the hold:
+    the lease runs its course, then the abandoned-hold job releases whatever was held.
+    """
+    if claim.key is not None:
+        await db.end_lease(conn, claim.booking_id)
 
 
 def _json(value: Any) -> dict[str, Any]:

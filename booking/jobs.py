@@ -63,16 +63,20 @@ class Jobs:
 
     async def release_abandoned_holds(self, now: datetime | None = None) -> int:
         """Holds of booking requests that died before storing their booking (crash, catalog
-        timeout) and were not retried while the hold could still be used: released at catalog.
-        Stops at the first release catalog cannot take; the next pass resumes."""
-        before = (now or datetime.now(UTC)) - self._hold_ttl
+        timeout), released at catalog once no retry can use them: a request without a key as
+        soon as its lease ends, a keyed one when a retry with its key is no longer expected
+        (a lease plus the hold TTL). Stops at the first release catalog cannot take; the next
+        pass resumes."""
+        moment = now or datetime.now(UTC)
         released = 0
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
-                booking_ids = await db.lock_abandoned_requests(conn, before, self._batch)
+                booking_ids = await db.abandon_requests(
+                    conn, now=moment, keyed_before=moment - self._hold_ttl, limit=self._batch)
                 for booking_id in booking_ids:
-                    # The row stays locked during the call: a late retry of the request waits
-                    # for the outcome instead of racing the release.
+                    # The rows stay locked during the calls: a late request waits for the
+                    # outcome, then finds its row gone or abandoned and stores nothing. A failed
+                    # release still commits the mark: catalog may have made it all the same.
                     if not await self._release(booking_id):
                         return released
                     await db.delete_request(conn, booking_id)

@@ -7,12 +7,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import asyncpg
 
 from booking import db
 from booking.events import booking_event
-from booking.states import PaymentStatus, State, Status, Transition
+from booking.states import (
+    PaymentStatus,
+    State,
+    Status,
+    Transition,
+    allowed_transitions,
+    customer_transitions,
+)
+from common.auth import Identity
 from common.bus import add_event
 from common.errors import NotFound
 
@@ -36,6 +45,19 @@ class Changed:
 
 def state_of(booking: asyncpg.Record) -> State:
     return State(Status(booking["status"]), PaymentStatus(booking["payment_status"]))
+
+
+def utc_today() -> date:
+    """The date departures are counted by, here as at catalog."""
+    return datetime.now(UTC).date()
+
+
+def transitions_for(booking: asyncpg.Record, viewer: Identity) -> dict[str, list[str]]:
+    """The `allowedTransitions` one caller sees: the moves that caller may make."""
+    state = state_of(booking)
+    if viewer.is_admin:
+        return allowed_transitions(state)
+    return customer_transitions(state, tour_date=booking["tour_date"], today=utc_today())
 
 
 async def change(conn: asyncpg.Connection, booking_id: uuid.UUID, plan: Plan) -> Changed:

@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import date, datetime
 from typing import Annotated
 
 import asyncpg
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
-from booking.lifecycle import state_of
-from booking.states import PaymentStatus, Status, allowed_transitions
+from booking.lifecycle import transitions_for
+from booking.states import PaymentStatus, Status
+from common.auth import Identity
 from common.http import Schema
 
-MAX_PARTICIPANTS = 50
+# The tour's maxGroupSize, which catalog checks, is the real limit; this is only the largest one
+# catalog accepts, so that booking never refuses a group the tour takes.
+MAX_PARTICIPANTS = 10_000
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_date(value: object) -> object:
+    """`YYYY-MM-DD` and nothing else: a time with an offset may name another day in UTC and an
+    epoch is not a date, so neither is guessed into one."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
+def no_control_characters(value: str) -> str:
+    # A name goes into e-mail headers and SMS: a line break there could add recipients.
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must not contain control characters such as line breaks")
+    return value
 
 
 def normalise_email(value: str) -> str:
@@ -40,9 +72,11 @@ Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normali
 Phone = Annotated[str | None, StringConstraints(max_length=32), AfterValidator(normalise_phone),
                   Field(json_schema_extra={"pattern": _PHONE.pattern.replace(r"\d", "[0-9]")})]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                 Field(json_schema_extra={"pattern": r"[^\s\u0085]"})]
+                 AfterValidator(no_control_characters),
+                 Field(json_schema_extra={"pattern": r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]*$"})]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+IsoDate = Annotated[date, BeforeValidator(iso_date)]
 
 
 class ContactIn(Schema):
@@ -53,9 +87,9 @@ class ContactIn(Schema):
 
 class BookingIn(Schema):
     tour_id: uuid.UUID
-    tour_date: date
-    participants: int = Field(ge=1, le=MAX_PARTICIPANTS, description=(
-        "At most the tour's maxGroupSize too (catalog checks it)"))
+    tour_date: IsoDate
+    participants: int = Field(strict=True, ge=1, le=MAX_PARTICIPANTS, description=(
+        "At most the tour's maxGroupSize (catalog checks it)"))
     contact: ContactIn | None = Field(None, description=(
         "Defaults to the account: its e-mail, name and phone"))
     special_requests: Text | None = None
@@ -66,10 +100,18 @@ class ListQuery(Schema):
     limit: int = Field(20, ge=1, le=100)
     status: Status | None = None
     tour_id: uuid.UUID | None = None
-    date_from: date | None = Field(None, alias="from", description="tourDate on or after")
-    date_to: date | None = Field(None, alias="to", description="tourDate on or before")
+    date_from: IsoDate | None = Field(None, alias="from", description="tourDate on or after")
+    date_to: IsoDate | None = Field(None, alias="to", description="tourDate on or before")
     email: Annotated[str, StringConstraints(min_length=1, max_length=254)] | None = Field(
         None, description="Part of the contact e-mail, any case")
+
+    @field_validator("date_to")
+    @classmethod
+    def _not_before_from(cls, date_to: date | None, info: ValidationInfo) -> date | None:
+        date_from = info.data.get("date_from")
+        if date_to is not None and date_from is not None and date_to < date_from:
+            raise ValueError("must be on or after from")
+        return date_to
 
 
 class CancelIn(Schema):
@@ -119,7 +161,9 @@ class BookingOut(Schema):
     cancellation_reason: str | None
     created_at: datetime
     updated_at: datetime
-    allowed_transitions: TransitionsOut
+    allowed_transitions: TransitionsOut = Field(description=(
+        "The moves the caller may make from here: a traveller may only cancel, until the "
+        "departure day (UTC); an administrator sees every move of the state machine"))
 
 
 class BookingListOut(Schema):
@@ -129,7 +173,8 @@ class BookingListOut(Schema):
     total: int
 
 
-def booking_out(booking: asyncpg.Record) -> BookingOut:
+def booking_out(booking: asyncpg.Record, viewer: Identity) -> BookingOut:
+    """The booking as `viewer` sees it: its `allowedTransitions` are the moves they may make."""
     return BookingOut(
         id=booking["id"], user_id=booking["user_id"], tour_id=booking["tour_id"],
         departure_id=booking["departure_id"], tour_title=booking["tour_title"],
@@ -144,5 +189,4 @@ def booking_out(booking: asyncpg.Record) -> BookingOut:
         cancelled_at=booking["cancelled_at"], completed_at=booking["completed_at"],
         cancellation_reason=booking["cancellation_reason"], created_at=booking["created_at"],
         updated_at=booking["updated_at"],
-        allowed_transitions=TransitionsOut.model_validate(
-            allowed_transitions(state_of(booking))))
+        allowed_transitions=TransitionsOut.model_validate(transitions_for(booking, viewer)))

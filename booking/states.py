@@ -1,5 +1,6 @@
 """The one booking state machine: which status and payment-status moves exist, what a move stamps,
-and which event it emits. Pure rules; `lifecycle` applies them to rows.
+which event it emits, and which moves a traveller may make on their own booking. Pure rules;
+`lifecycle` applies them to rows.
 
 Requests (cancel, admin changes), payment events and the jobs all plan their changes here, so a
 rule changes in one place and the API shows the same `allowedTransitions` the code enforces.
@@ -8,6 +9,7 @@ rule changes in one place and the API shows the same `allowedTransitions` the co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from common.errors import Conflict
@@ -59,11 +61,11 @@ class InvalidTransition(Conflict):
     code = "INVALID_TRANSITION"
 
     def __init__(self, field: str, current: str, requested: str,
-                 allowed: tuple[str, ...]) -> None:
+                 allowed: tuple[str, ...], *, why: str | None = None) -> None:
         names = [str(move) for move in allowed]
         super().__init__(
-            f"{field} cannot go from {current} to {requested}; allowed: "
-            f"{', '.join(names) or 'none'}",
+            f"{field} cannot go from {current} to {requested}{f': {why}' if why else ''}; "
+            f"allowed: {', '.join(names) or 'none'}",
             details={"field": field, "current": str(current), "requested": str(requested),
                      "allowed": names})
 
@@ -101,9 +103,32 @@ class Transition:
 
 
 def allowed_transitions(state: State) -> dict[str, list[str]]:
-    """What the API shows on each booking: the moves open from here, per field."""
+    """Every move open from here, per field: what an administrator may make (and what payment
+    events and the jobs may make). A traveller sees `customer_transitions`."""
     return {"status": [s.value for s in STATUS_MOVES[state.status]],
             "paymentStatus": [p.value for p in PAYMENT_MOVES[state.payment_status]]}
+
+
+def has_departed(tour_date: date, today: date) -> bool:
+    """From its own day on, a departure is past: `today` is the UTC date, as catalog counts."""
+    return tour_date <= today
+
+
+def customer_transitions(state: State, *, tour_date: date, today: date) -> dict[str, list[str]]:
+    """What a traveller may do with their own booking: cancel it, until its departure day.
+
+    Confirming follows the money (payments' events) or an administrator; the payment status is
+    payments' to report. Cancelling refunds a paid booking, so once the tour has started only an
+    administrator may cancel.
+    """
+    return {"status": [s.value for s in _customer_status_moves(state, tour_date, today)],
+            "paymentStatus": []}
+
+
+def _customer_status_moves(state: State, tour_date: date, today: date) -> tuple[Status, ...]:
+    if has_departed(tour_date, today):
+        return ()
+    return tuple(s for s in STATUS_MOVES[state.status] if s is Status.CANCELLED)
 
 
 def change_status(state: State, status: Status, *, reason: str | None = None) -> Transition:
@@ -111,6 +136,19 @@ def change_status(state: State, status: Status, *, reason: str | None = None) ->
         raise InvalidTransition("status", state.status, status, STATUS_MOVES[state.status])
     return Transition(state, State(status, state.payment_status),
                       reason=reason if status is Status.CANCELLED else None)
+
+
+def cancel_by_customer(state: State, *, tour_date: date, today: date,
+                       reason: str) -> Transition:
+    """The traveller's cancel: the machine's move, refused from the departure day on."""
+    moves = _customer_status_moves(state, tour_date, today)
+    if Status.CANCELLED not in moves:
+        why = None
+        if Status.CANCELLED in STATUS_MOVES[state.status]:
+            why = (f"the departure date ({tour_date.isoformat()}) has come and only an "
+                   "administrator can cancel now")
+        raise InvalidTransition("status", state.status, Status.CANCELLED, moves, why=why)
+    return change_status(state, Status.CANCELLED, reason=reason)
 
 
 def change_payment(state: State, payment_status: PaymentStatus, *,

@@ -57,8 +57,8 @@ async def list_bookings(request: web.Request, identity: Identity,
                         query: ListQuery) -> web.Response:
     found = await request.app[BOOKINGS].search(identity, query)
     return json_response(BookingListOut(
-        items=[booking_out(b) for b in found.items], page=query.page, limit=query.limit,
-        total=found.total))
+        items=[booking_out(b, identity) for b in found.items], page=query.page,
+        limit=query.limit, total=found.total))
 
 
 @endpoint(summary="One booking with its allowed transitions", access="user",
@@ -66,15 +66,18 @@ async def list_bookings(request: web.Request, identity: Identity,
           description="Someone else's booking is 404 BOOKING_NOT_FOUND, as an unknown one.")
 async def get_booking(request: web.Request, identity: Identity) -> web.Response:
     booking = await request.app[BOOKINGS].get(identity, booking_id(request))
-    return json_response(booking_out(booking))
+    return json_response(booking_out(booking, identity))
 
 
 @endpoint(summary="Cancel a booking (its seats are released)", access="user", body=CancelIn,
-          response=BookingOut, errors=(404, 409), tags=TAGS)
+          response=BookingOut, errors=(404, 409), tags=TAGS,
+          description=(
+              "The owner may cancel until the departure day (UTC), an administrator at any "
+              "time; otherwise 409 INVALID_TRANSITION. Someone else's booking is 404."))
 async def cancel_booking(request: web.Request, identity: Identity,
                          body: CancelIn) -> web.Response:
     booking = await request.app[BOOKINGS].cancel(identity, booking_id(request), body.reason)
-    return json_response(booking_out(booking))
+    return json_response(booking_out(booking, identity))
 
 
 @endpoint(summary="Move a booking's status (admin)", access="admin", body=StatusIn,
@@ -83,7 +86,7 @@ async def cancel_booking(request: web.Request, identity: Identity,
 async def set_status(request: web.Request, identity: Identity, body: StatusIn) -> web.Response:
     booking = await request.app[BOOKINGS].set_status(booking_id(request), body.status,
                                                      body.reason)
-    return json_response(booking_out(booking))
+    return json_response(booking_out(booking, identity))
 
 
 @endpoint(summary="Move a booking's payment status (admin reconciliation)", access="admin",
@@ -93,5 +96,5 @@ async def set_payment_status(request: web.Request, identity: Identity,
                              body: PaymentStatusIn) -> web.Response:
     booking = await request.app[BOOKINGS].set_payment_status(booking_id(request),
                                                              body.payment_status)
-    return json_response(booking_out(booking))
+    return json_response(booking_out(booking, identity))
 

@@ -3,6 +3,8 @@ state machine and announces itself on the bus, and catalog moves the seats from 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -186,3 +188,38 @@ async def test_an_unknown_status_is_400(booking: TestClient, catalog: Catalog,
                                json={"status": "lost"})
     assert resp.status == 400
     assert (await resp.json())["details"][0]["field"] == "status"
+
+
+@pytest.mark.parametrize("days_ago", [0, 3])
+async def test_a_traveller_cannot_cancel_once_the_departure_day_has_come_but_an_admin_can(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        admin: dict[str, Any], booking_db: asyncpg.Connection, days_ago: int) -> None:
+    # Cancelling a paid booking refunds it: on the day of the tour (UTC, as catalog counts
+    # departures) or after it, only an administrator may still do that.
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    paid = await booking.patch(f"/api/bookings/{created['id']}/payment-status",
+                               headers=bearer(admin), json={"paymentStatus": "paid"})
+    assert paid.status == 200
+    day = datetime.now(UTC).date() - timedelta(days=days_ago)
+    await booking_db.execute("UPDATE bookings SET tour_date = $2 WHERE id = $1",
+                             uuid.UUID(created["id"]), day)
+
+    seen = await (await booking.get(f"/api/bookings/{created['id']}",
+                                    headers=bearer(customer))).json()
+    assert seen["allowedTransitions"] == {"status": [], "paymentStatus": []}
+    refused = await booking.post(f"/api/bookings/{created['id']}/cancel",
+                                 headers=bearer(customer), json={})
+
+    assert refused.status == 409
+    body = await refused.json()
+    assert body["error"] == "INVALID_TRANSITION"
+    assert body["details"]["allowed"] == []
+    assert f"departure date ({day.isoformat()})" in body["message"]
+    assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
+    assert await outbox(booking_db, created["id"]) == ["booking.confirmed"]
+
+    by_admin = await booking.post(f"/api/bookings/{created['id']}/cancel",
+                                  headers=bearer(admin), json={})
+    assert by_admin.status == 200
+    assert (await by_admin.json())["status"] == "cancelled"

@@ -45,8 +45,8 @@ async def test_a_booking_holds_the_seats_and_is_pending_with_the_total_from_cata
     assert created["userId"] == customer["user"]["id"]
     expires = datetime.fromisoformat(created["expiresAt"])
     assert before + timedelta(minutes=14) < expires < datetime.now(UTC) + timedelta(minutes=16)
-    assert created["allowedTransitions"] == {
-        "status": ["confirmed", "cancelled"], "paymentStatus": ["processing", "paid", "failed"]}
+    # The traveller's own moves: cancelling; confirming follows the payment.
+    assert created["allowedTransitions"] == {"status": ["cancelled"], "paymentStatus": []}
     # The contact defaults to the account: e-mail from the token, name and phone from auth.
     assert created["contact"] == {"name": "Cora Traveller", "email": customer["user"]["email"],
                                   "phone": "+33612345678"}
@@ -158,3 +158,92 @@ async def test_booking_needs_an_access_token(booking: TestClient, catalog: Catal
     resp = await booking.post("/api/bookings", json=departure.booking(2))
     assert resp.status == 401
     assert (await resp.json())["error"] == "AUTH_TOKEN_MISSING"
+
+
+@pytest.mark.parametrize("tour_date", [
+    "{day}T00:00:00Z", "{day}T00:00:00+05:00", "{epoch}", "{epoch_int}", "{compact}"])
+async def test_a_tour_date_that_is_not_yyyy_mm_dd_is_400_and_nothing_is_held(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, tour_date: str) -> None:
+    # A time with an offset names another day in UTC; an epoch is not a date: guessing would
+    # book a departure the traveller did not ask for.
+    departure = await catalog.departure(max_group_size=10)
+    day = departure.tour_date
+    epoch = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    body: dict[str, Any] = departure.booking(2)
+    body["tourDate"] = (epoch if tour_date == "{epoch_int}" else tour_date.format(
+        day=day.isoformat(), epoch=epoch, compact=day.strftime("%Y%m%d")))
+
+    resp = await booking.post("/api/bookings", headers=bearer(customer), json=body)
+
+    assert resp.status == 400, await resp.text()
+    error = await resp.json()
+    assert error["error"] == "VALIDATION_ERROR"
+    assert error["details"] == [{"field": "tourDate", "message": "must be a date as YYYY-MM-DD"}]
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+    assert await catalog.available_seats(departure) == 10
+
+
+@pytest.mark.parametrize("participants", [True, "2", 2.0])
+async def test_participants_must_be_a_json_integer(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, participants: object) -> None:
+    departure = await catalog.departure(max_group_size=10)
+    resp = await booking.post("/api/bookings", headers=bearer(customer),
+                              json=departure.booking(participants))
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert [d["field"] for d in body["details"]] == ["participants"]
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+    assert await catalog.available_seats(departure) == 10
+
+
+async def test_a_large_group_may_book_up_to_the_tours_group_size(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any]) -> None:
+    # Catalog decides how many one booking may take (maxGroupSize); booking has no cap of its own.
+    departure = await catalog.departure(price=1000, max_group_size=80)
+    created = await book(booking, customer, departure, participants=60)
+    assert (created["participants"], created["totalAmount"]) == (60, 60_000)
+    assert await catalog.available_seats(departure) == 20
+
+
+@pytest.mark.parametrize("name", ["Grace\r\nBcc: everyone@example.com", "Grace\x07Hopper"])
+async def test_a_contact_name_with_control_characters_is_400(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, name: str) -> None:
+    # The name goes into the headers of the confirmation e-mail: a line break there would let a
+    # booking add recipients.
+    departure = await catalog.departure()
+    resp = await booking.post("/api/bookings", headers=bearer(customer), json=departure.booking(
+        2, contact={"name": name, "email": "grace@example.com"}))
+    assert resp.status == 400, await resp.text()
+    assert [d["field"] for d in (await resp.json())["details"]] == ["contact.name"]
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"specialRequests": "x" * 2001}, "specialRequests"),
+    ({"tourId": "tour-1"}, "tourId"),
+    ({"tourDate": None}, "tourDate"),
+    ({"tourDate": "2027-02-30"}, "tourDate"),
+    ({"contact": {"name": "Grace Hopper"}}, "contact.email"),
+    ({"contact": {"name": "Grace", "email": "grace@"}}, "contact.email"),
+    ({"contact": {"name": " ", "email": "grace@example.com"}}, "contact.name"),
+    ({"contact": {"name": "Grace", "email": "grace@example.com", "phone": "12"}},
+     "contact.phone"),
+    ({"contact": {"name": "Grace", "email": "grace@example.com", "fax": "+331"}},
+     "contact.fax"),
+])
+async def test_every_bad_field_is_a_400_naming_it_and_nothing_is_held(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, change: dict[str, Any], field: str) -> None:
+    departure = await catalog.departure(max_group_size=10)
+    resp = await booking.post("/api/bookings", headers=bearer(customer),
+                              json=departure.booking(2) | change)
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert (body["status"], body["error"]) == (400, "VALIDATION_ERROR")
+    assert [d["field"] for d in body["details"]] == [field]
+    assert all(d["message"] for d in body["details"])
+    assert await bookings_of(booking_db, departure.tour_id) == 0
+    assert await catalog.available_seats(departure) == 10

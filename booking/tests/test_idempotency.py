@@ -39,6 +39,7 @@ async def test_the_same_key_and_body_give_one_booking_and_the_same_response(
 
     assert (first.status, again.status) == (201, 201)
     assert await again.json() == await first.json()
+    assert await again.read() == await first.read()  # byte for byte, key order included
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert await bookings_of(booking_db, departure.tour_id) == [(await first.json())["id"]]
@@ -160,3 +161,25 @@ async def test_a_malformed_key_is_400(booking: TestClient, catalog: Catalog,
                               json=departure.booking(2))
     assert resp.status == 400
     assert (await resp.json())["details"][0]["field"] == "Idempotency-Key"
+
+
+async def test_the_same_key_sent_many_times_at_once_makes_one_booking(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection) -> None:
+    departure = await catalog.departure(max_group_size=10)
+    key = str(uuid.uuid4())
+
+    answers = await asyncio.gather(*(booking.post(
+        "/api/bookings", headers=keyed(customer, key), json=departure.booking(2))
+        for _ in range(8)))
+
+    assert {resp.status for resp in answers} <= {201, 409}  # 409: IDEMPOTENCY_KEY_IN_USE
+    created = [await resp.read() for resp in answers if resp.status == 201]
+    assert created  # the request that claimed the key
+    [made] = await bookings_of(booking_db, departure.tour_id)
+    assert await catalog.available_seats(departure) == 8
+    replay = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                json=departure.booking(2))
+    assert replay.status == 201
+    assert (await replay.json())["id"] == made
+    assert set(created) == {await replay.read()}

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from booking.app_keys import JOBS
@@ -134,3 +137,157 @@ async def test_the_background_jobs_expire_bookings_on_their_own(
 
     await eventually(expired, timeout=15, message="expired by the background pass")
     await eventually(lambda: seats_are(catalog, departure, 10), message="seats released")
+
+
+async def test_a_hold_no_retry_can_use_is_released_once_its_request_lease_ends(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+    # Without an Idempotency-Key nothing can ever take the timed-out request over: its late hold
+    # must not keep the traveller's own retry out of the last seats for the whole hold TTL.
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5",
+                                 BOOKING_REQUEST_LEASE="5")
+    departure = await catalog.departure(max_group_size=4)
+    async with departure_locked(catalog_database, departure):
+        resp = await booking.post("/api/bookings", headers=bearer(customer),
+                                  json=departure.booking(4))
+        assert resp.status == 503
+    claimed = await booking_db.fetchval(
+        "SELECT booking_id FROM booking_requests WHERE answered_at IS NULL"
+        " ORDER BY created_at DESC LIMIT 1")
+    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold late")
+    retry = await booking.post("/api/bookings", headers=bearer(customer),
+                               json=departure.booking(4))
+    assert retry.status == 409  # held by the request that timed out
+    jobs = booking.app[JOBS]
+
+    released = await jobs.release_abandoned_holds(now=datetime.now(UTC) + timedelta(seconds=6))
+
+    assert released >= 1
+    assert await catalog.hold_state(str(claimed)) == "released"
+    await book(booking, customer, departure, participants=4)
+
+
+async def test_a_hold_a_keyed_retry_may_still_use_is_kept_for_the_hold_ttl(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5",
+                                 BOOKING_REQUEST_LEASE="5")
+    departure = await catalog.departure(max_group_size=4)
+    key = str(uuid.uuid4())
+    async with departure_locked(catalog_database, departure):
+        resp = await booking.post("/api/bookings", headers={**bearer(customer),
+                                                           "Idempotency-Key": key},
+                                  json=departure.booking(4))
+        assert resp.status == 503
+    claimed = await booking_db.fetchval(
+        "SELECT booking_id FROM booking_requests WHERE idempotency_key = $1", key)
+    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold late")
+
+    await booking.app[JOBS].release_abandoned_holds(now=datetime.now(UTC) + timedelta(minutes=5))
+
+    assert await catalog.hold_state(str(claimed)) == "held"
+    retried = await booking.post("/api/bookings", headers={**bearer(customer),
+                                                          "Idempotency-Key": key},
+                                 json=departure.booking(4))
+    assert retried.status == 201
+    assert (await retried.json())["id"] == str(claimed)
+
+
+async def test_the_hold_of_a_request_still_storing_its_booking_is_not_released(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        booking_database: str, booking_db: asyncpg.Connection) -> None:
+    # A request slower than its lease (its database was slow) must not end up with a booking
+    # whose seats the abandoned-hold job gave back meanwhile.
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5",
+                                 BOOKING_REQUEST_LEASE="2.5")
+    departure = await catalog.departure(max_group_size=10)
+    blocker = await asyncpg.connect(booking_database)  # the slow database: inserts wait
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE bookings IN EXCLUSIVE MODE")
+            request = asyncio.create_task(booking.post(
+                "/api/bookings", headers=bearer(customer), json=departure.booking(3)))
+            await eventually(lambda: booking_db.fetchval(
+                "SELECT true FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'INSERT INTO bookings%'"), message="insert waiting")
+            claimed = await booking_db.fetchval(
+                "SELECT booking_id FROM booking_requests WHERE answered_at IS NULL"
+                " ORDER BY created_at DESC LIMIT 1")
+
+            await booking.app[JOBS].release_abandoned_holds(
+                now=datetime.now(UTC) + timedelta(hours=1))
+
+            assert await catalog.hold_state(str(claimed)) == "held"
+    finally:
+        await blocker.close()
+    resp = await request
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["id"] == str(claimed)
+    assert await catalog.available_seats(departure) == 7
+
+
+@dataclass
+class HeldAuth:
+    """An auth that takes the contact lookup and answers (by hanging up) only when told: a
+    booking request waits between its hold and storing its booking for as long as a test needs."""
+
+    url: str
+    answer: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def held_auth() -> AsyncIterator[HeldAuth]:
+    answer = asyncio.Event()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer.wait()
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield HeldAuth(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", answer)
+    answer.set()
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize("release", ["answered", "timed out at booking"])
+async def test_a_request_whose_hold_the_job_released_stores_no_booking(
+        *, make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        held_auth: HeldAuth, catalog_database: str, booking_db: asyncpg.Connection,
+        release: str) -> None:
+    # The request outlived its lease before storing its booking, and the job gave its seats
+    # back (or asked catalog to: the answer may be lost while catalog still does it). Storing
+    # the booking now would sell seats nobody holds.
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="1",
+                                 AUTH_URL=held_auth.url, BOOKING_AUTH_TIMEOUT="20",
+                                 BOOKING_REQUEST_LEASE="25")
+    departure = await catalog.departure(max_group_size=10)
+    started = await booking_db.fetchval("SELECT now()")
+    request = asyncio.create_task(booking.post("/api/bookings", headers=bearer(customer),
+                                               json=departure.booking(3)))
+    claimed = await eventually(lambda: booking_db.fetchval(
+        "SELECT booking_id FROM booking_requests WHERE answered_at IS NULL"
+        " AND user_id = $1 AND created_at >= $2", uuid.UUID(customer["user"]["id"]), started),
+        message="request claimed")
+    await eventually(lambda: catalog.hold(str(claimed)), message="seats held")
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    if release == "answered":
+        await booking.app[JOBS].release_abandoned_holds(now=later)
+    else:  # booking stops waiting for catalog's answer; catalog releases once it can
+        async with departure_locked(catalog_database, departure):
+            await booking.app[JOBS].release_abandoned_holds(now=later)
+            assert await booking_db.fetchval(
+                "SELECT abandoned_at IS NOT NULL FROM booking_requests WHERE booking_id = $1",
+                claimed)
+    await eventually(lambda: _hold_is(catalog, str(claimed), "released"))
+    held_auth.answer.set()
+    resp = await request
+
+    assert resp.status == 503, await resp.text()
+    assert await booking_db.fetchval("SELECT count(*) FROM bookings WHERE id = $1", claimed) == 0
+    assert await catalog.available_seats(departure) == 10
+
+
+async def _hold_is(catalog: Catalog, booking_id: str, state: str) -> bool:
+    return await catalog.hold_state(booking_id) == state

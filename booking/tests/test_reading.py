@@ -32,7 +32,10 @@ async def test_a_booking_is_visible_to_its_owner_and_admins_only(
     theirs = await booking.get(path, headers=bearer(other_customer))
 
     assert (mine.status, by_admin.status) == (200, 200)
-    assert await mine.json() == await by_admin.json() == created
+    assert await mine.json() == created
+    # An admin sees the same booking, with the moves an admin may make.
+    assert await by_admin.json() | {"allowedTransitions": None} == created | {
+        "allowedTransitions": None}
     assert theirs.status == 404
     assert (await theirs.json())["error"] == "BOOKING_NOT_FOUND"
 
@@ -99,3 +102,41 @@ async def test_a_bad_list_query_is_400(booking: TestClient, customer: dict[str, 
     resp = await booking.get("/api/bookings", headers=bearer(customer), params=query)
     assert resp.status == 400
     assert (await resp.json())["error"] == "VALIDATION_ERROR"
+
+
+async def test_allowed_transitions_are_the_moves_the_viewer_may_make(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        admin: dict[str, Any]) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}"
+    customer_moves = {"status": ["cancelled"], "paymentStatus": []}
+    admin_moves = {"status": ["confirmed", "cancelled"],
+                   "paymentStatus": ["processing", "paid", "failed"]}
+
+    # A traveller may cancel; confirming and the payment status are payments' and admins' moves.
+    assert created["allowedTransitions"] == customer_moves
+    mine = await (await booking.get(path, headers=bearer(customer))).json()
+    assert mine["allowedTransitions"] == customer_moves
+    [listed] = (await (await booking.get("/api/bookings", headers=bearer(customer), params={
+        "tourId": departure.tour_id})).json())["items"]
+    assert listed["allowedTransitions"] == customer_moves
+
+    by_admin = await (await booking.get(path, headers=bearer(admin))).json()
+    assert by_admin["allowedTransitions"] == admin_moves
+    [listed] = (await (await booking.get("/api/bookings", headers=bearer(admin), params={
+        "tourId": departure.tour_id})).json())["items"]
+    assert listed["allowedTransitions"] == admin_moves
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ({"from": "1798416000"}, "from"), ({"to": "2027-01-02T00:00:00Z"}, "to"),
+    ({"from": "2027-03-02", "to": "2027-03-01"}, "to")])
+async def test_list_dates_are_yyyy_mm_dd_and_in_order(
+        booking: TestClient, customer: dict[str, Any], query: dict[str, str],
+        field: str) -> None:
+    resp = await booking.get("/api/bookings", headers=bearer(customer), params=query)
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert [d["field"] for d in body["details"]] == [field]

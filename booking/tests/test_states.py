@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from booking.states import (
@@ -10,8 +12,10 @@ from booking.states import (
     State,
     Status,
     allowed_transitions,
+    cancel_by_customer,
     change_payment,
     change_status,
+    customer_transitions,
     refund_status,
 )
 
@@ -92,3 +96,32 @@ def test_allowed_transitions_list_both_fields() -> None:
 def test_a_refund_is_partial_until_the_whole_total_came_back() -> None:
     assert refund_status(1000, 3000) is PaymentStatus.PARTIALLY_REFUNDED
     assert refund_status(3000, 3000) is PaymentStatus.REFUNDED
+
+
+TODAY = date(2027, 3, 14)
+
+
+@pytest.mark.parametrize(("status", "moves"), [
+    (Status.PENDING, ["cancelled"]), (Status.CONFIRMED, ["cancelled"]),
+    (Status.COMPLETED, []), (Status.CANCELLED, [])])
+def test_a_traveller_may_only_cancel_before_the_departure_day(status: Status,
+                                                              moves: list[str]) -> None:
+    state = State(status, PaymentStatus.PAID)
+    tomorrow = TODAY + timedelta(days=1)
+    assert customer_transitions(state, tour_date=tomorrow, today=TODAY) == {
+        "status": moves, "paymentStatus": []}
+    assert customer_transitions(state, tour_date=TODAY, today=TODAY) == {
+        "status": [], "paymentStatus": []}
+
+
+def test_a_traveller_cancelling_on_the_departure_day_is_told_why() -> None:
+    state = State(Status.CONFIRMED, PaymentStatus.PAID)
+    cancelled = cancel_by_customer(state, tour_date=TODAY + timedelta(days=1), today=TODAY,
+                                   reason="ill")
+    assert cancelled.after == State(Status.CANCELLED, PaymentStatus.PAID)
+
+    with pytest.raises(InvalidTransition) as refused:
+        cancel_by_customer(state, tour_date=TODAY, today=TODAY, reason="ill")
+    assert refused.value.details == {"field": "status", "current": "confirmed",
+                                     "requested": "cancelled", "allowed": []}
+    assert "the departure date (2027-03-14) has come" in refused.value.message
