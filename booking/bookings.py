@@ -4,7 +4,6 @@ and list with owner scoping, cancel, and the admin's manual transitions."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -141,10 +140,17 @@ class Bookings:
     async def _compensate(self, claimed: Claim) -> None:
         """The booking could not be stored after its seats were held: give the seats back before
         answering, unless the row did commit (only the acknowledgement was lost)."""
-        with contextlib.suppress(Exception):
+        try:
             async with self._pool.acquire() as conn:
                 if await db.booking_exists(conn, claimed.booking_id):
                     return
+        except Exception as exc:
+            # Whether the booking committed cannot be told: releasing could take the seats of a
+            # stored booking. The request's lease runs out and the clean-up job, which locks the
+            # request before it releases anything, decides once the database answers again.
+            log.error("booking_commit_unknown", bookingId=str(claimed.booking_id),
+                      error=repr(exc))
+            return
         try:
             await asyncio.shield(self._catalog.release(claimed.booking_id))
         except (CatalogUnavailable, CatalogRefused) as exc:
