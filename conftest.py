@@ -2,6 +2,8 @@
 
 Everything is created on first use and dropped when the run ends, so two runs (or a run and a
 developer's `./ops/dev up`) never see each other's data. The servers themselves are the real ones.
+A real auth process, started once for the run when a test needs it, issues the tokens of the
+accounts the services' tests use.
 """
 
 from __future__ import annotations
@@ -9,18 +11,30 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from auth.admin import ensure_admin
+from auth.config import Config as AuthConfig
+from auth.db import MIGRATIONS as AUTH_MIGRATIONS
 from auth.keys import ensure_keys
+from common.config import load_config
+from common.db import migrate
+from common.testing import TEST_PASSWORD, free_port, post_json, register, wait_http_ready
 from ops import infra
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_SERVER_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+INTERNAL_TOKEN = "test-internal-token"  # noqa: S105 - the service credential of test runs
+ROOT = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="session")
@@ -96,5 +110,53 @@ def service_env(amqp_url: str, redis_prefix: str) -> dict[str, str]:
         "REDIS_PREFIX": redis_prefix,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
-        "INTERNAL_TOKENS": "test-internal-token",
+        "INTERNAL_TOKENS": INTERNAL_TOKEN,
     }
+
+
+# --- a real auth for the run, and the accounts it issues tokens to ---------------------------
+
+@pytest.fixture(scope="session")
+def auth_env(make_database: Callable[[str], str], key_files: tuple[Path, Path],
+             amqp_url: str, redis_prefix: str) -> dict[str, str]:
+    database = make_database("auth_for_services")
+    asyncio.run(migrate(database, AUTH_MIGRATIONS))
+    return {"APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_BCRYPT_ROUNDS": "4",
+            "AUTH_ACCESS_TOKEN_TTL": "3600", "JWT_PRIVATE_KEY_FILE": str(key_files[0]),
+            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json", "INTERNAL_TOKENS": INTERNAL_TOKEN,
+            "AMQP_URL": amqp_url, "REDIS_PREFIX": redis_prefix}
+
+
+@pytest.fixture(scope="session")
+def auth_url(auth_env: dict[str, str]) -> Iterator[str]:
+    """A real auth process, for the whole run."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "auth"], cwd=ROOT,
+                               env={**os.environ, **auth_env, "AUTH_PORT": str(port)},
+                               stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ready(url + "/health/ready", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def customer(auth_url: str) -> dict[str, Any]:
+    """A registered customer with a phone: `user`, `accessToken`, `refreshToken`."""
+    return register(auth_url, "Cora", phone="+33612345678")
+
+
+@pytest.fixture(scope="session")
+def other_customer(auth_url: str) -> dict[str, Any]:
+    return register(auth_url, "Otto")
+
+
+@pytest.fixture(scope="session")
+def admin(auth_url: str, auth_env: dict[str, str]) -> dict[str, Any]:
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+    asyncio.run(ensure_admin(load_config(AuthConfig, auth_env), email, TEST_PASSWORD))
+    return post_json(auth_url + "/api/auth/login", {"email": email, "password": TEST_PASSWORD})

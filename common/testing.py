@@ -1,15 +1,18 @@
-"""Helpers for tests: wait for a condition with a deadline instead of sleeping."""
+"""Helpers for tests and benches: wait for a condition with a deadline instead of sleeping, free
+ports and readiness, and accounts on a real auth."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -71,3 +74,30 @@ def wait_http_ready(url: str, process: subprocess.Popen[bytes], timeout: float =
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} not ready within {timeout:g}s")
+
+
+TEST_PASSWORD = "Secret123"  # noqa: S105 - the password of the accounts tests register
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a JSON body from outside the event loop (session fixtures); the JSON answer."""
+    request = urllib.request.Request(  # noqa: S310 - a local URL the test built
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - the same
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def register(auth_url: str, first_name: str, *, phone: str | None = None) -> dict[str, Any]:
+    """A new account on a real auth: its register answer (`user`, `accessToken`, ...)."""
+    body = {"email": f"{first_name.lower()}-{uuid.uuid4().hex[:10]}@example.com",
+            "password": TEST_PASSWORD, "firstName": first_name, "lastName": "Traveller"}
+    if phone:
+        body["phone"] = phone
+    return post_json(auth_url + "/api/auth/register", body)
+
+
+def bearer(who: dict[str, Any]) -> dict[str, str]:
+    """The Authorization header of an account from `register` or a login."""
+    return {"Authorization": f"Bearer {who['accessToken']}"}

@@ -10,11 +10,6 @@ from the shared queues (`tour_catalog_queue`, `booking_payment_queue`).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -28,9 +23,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import AppRunner
 
-from auth.admin import ensure_admin
-from auth.config import Config as AuthConfig
-from auth.db import MIGRATIONS as AUTH_MIGRATIONS
 from booking.app import create_app
 from booking.config import Config
 from booking.db import MIGRATIONS
@@ -42,11 +34,10 @@ from common.bus.testing import QueueReader, body_json
 from common.config import load_config
 from common.db import migrate
 from common.http.metrics import METRICS
-from common.testing import eventually, free_port, wait_http_ready
+from common.testing import bearer, eventually
+from conftest import INTERNAL_TOKEN
 from ops import infra
 
-PASSWORD = "Secret123"
-INTERNAL_TOKEN = "test-internal-token"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -76,69 +67,6 @@ async def booking_db(booking_database: str) -> AsyncIterator[asyncpg.Connection]
 
 
 # --- auth: a real process for the session, and the people who use booking ---------------------
-
-@pytest.fixture(scope="session")
-def auth_env(make_database: Callable[[str], str], key_files: tuple[Path, Path]) -> dict[str, str]:
-    database = make_database("booking_auth")
-    asyncio.run(migrate(database, AUTH_MIGRATIONS))
-    return {"APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_BCRYPT_ROUNDS": "4",
-            "AUTH_ACCESS_TOKEN_TTL": "3600", "JWT_PRIVATE_KEY_FILE": str(key_files[0]),
-            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json", "INTERNAL_TOKENS": INTERNAL_TOKEN}
-
-
-@pytest.fixture(scope="session")
-def auth_url(auth_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "auth"], cwd=ROOT,
-                               env={**os.environ, **auth_env, "AUTH_PORT": str(port)},
-                               stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ready(url + "/health/ready", process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        result: dict[str, Any] = json.loads(resp.read())
-        return result
-
-
-def _register(auth_url: str, first_name: str, phone: str | None = None) -> dict[str, Any]:
-    body = {"email": f"{first_name.lower()}-{uuid.uuid4().hex[:10]}@example.com",
-            "password": PASSWORD, "firstName": first_name, "lastName": "Traveller"}
-    if phone:
-        body["phone"] = phone
-    return _post_json(auth_url + "/api/auth/register", body)
-
-
-@pytest.fixture(scope="session")
-def customer(auth_url: str) -> dict[str, Any]:
-    """A registered customer with a phone: `user`, `accessToken`."""
-    return _register(auth_url, "Cora", phone="+33612345678")
-
-
-@pytest.fixture(scope="session")
-def other_customer(auth_url: str) -> dict[str, Any]:
-    return _register(auth_url, "Otto")
-
-
-@pytest.fixture(scope="session")
-def admin(auth_url: str, auth_env: dict[str, str]) -> dict[str, Any]:
-    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
-    asyncio.run(ensure_admin(load_config(AuthConfig, auth_env), email, PASSWORD))
-    return _post_json(auth_url + "/api/auth/login", {"email": email, "password": PASSWORD})
-
-
-def bearer(who: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {who['accessToken']}"}
-
 
 # --- catalog: the real app in process, on its own database -----------------------------------
 

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import Catalog, Probe, bearer, book, metric, outbox, status_of
-from common.testing import eventually
+from booking.tests.conftest import Catalog, Probe, book, metric, outbox, status_of
+from common.testing import bearer, eventually
 
 CONTRACT_FIELDS = {
     "bookingId", "tourId", "departureId", "tourTitle", "tourDate", "userId", "userName",

@@ -11,14 +11,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import (
-    Catalog,
-    MakeBooking,
-    bearer,
-    book,
-    metric,
-    tomorrow,
-)
+from booking.tests.conftest import Catalog, MakeBooking, book, metric, tomorrow
+from common.testing import bearer
 
 
 async def bookings_of(conn: asyncpg.Connection, tour_id: str) -> int:

@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import Catalog, MakeBooking, bearer, book, departure_locked
-from common.testing import eventually
+from booking.tests.conftest import Catalog, MakeBooking, book, departure_locked
+from common.testing import bearer, eventually
 
 
 def keyed(who: dict[str, Any], key: str) -> dict[str, str]:

@@ -21,14 +21,13 @@ from booking.tests.conftest import (
     Departure,
     MakeBooking,
     Probe,
-    bearer,
     book,
     departure_locked,
     metric,
     outbox,
     status_of,
 )
-from common.testing import eventually
+from common.testing import bearer, eventually
 
 
 async def seats_are(catalog: Catalog, departure: Departure, expected: int) -> bool:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import Catalog, bearer, book
+from booking.tests.conftest import Catalog, book
+from common.testing import bearer
 
 
 async def ids(client: TestClient, who: dict[str, Any], **query: Any) -> list[str]:

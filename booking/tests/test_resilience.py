@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from booking.tests.conftest import Catalog, MakeBooking, bearer, tomorrow
-from common.testing import free_port
+from booking.tests.conftest import Catalog, MakeBooking, tomorrow
+from common.testing import bearer, free_port
 
 
 async def bookings_of(conn: asyncpg.Connection, user: dict[str, Any]) -> int:

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import Catalog, bearer, book
+from booking.tests.conftest import Catalog, book
+from common.testing import bearer
 
 
 async def test_health_reports_the_database_the_bus_and_catalog(booking: TestClient) -> None:

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,16 +21,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth.admin import ensure_admin
-from auth.config import Config as AuthConfig
-from auth.db import MIGRATIONS as AUTH_MIGRATIONS
 from common.config import load_config
-from common.db import migrate
-from common.testing import free_port, wait_http_ready
+from common.testing import TEST_PASSWORD, free_port, wait_http_ready
 from gateway.app import create_app
 from gateway.config import Config
 
-PASSWORD = "Secret123"
+PASSWORD = TEST_PASSWORD
 STAND_INS = ("catalog", "booking", "payments", "notify", "realtime")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,61 +116,6 @@ async def stand_ins() -> AsyncIterator[dict[str, StandIn]]:
         stand_in.stall.set()
         assert stand_in.server is not None
         await stand_in.server.close()
-
-
-@pytest.fixture(scope="session")
-def auth_env(make_database: Callable[[str], str], key_files: tuple[Path, Path],
-             amqp_url: str, redis_prefix: str) -> dict[str, str]:
-    database = make_database("gateway_auth")
-    asyncio.run(migrate(database, AUTH_MIGRATIONS))
-    return {"APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_BCRYPT_ROUNDS": "4",
-            "AUTH_ACCESS_TOKEN_TTL": "3600", "JWT_PRIVATE_KEY_FILE": str(key_files[0]),
-            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json", "INTERNAL_TOKENS": "test-internal-token",
-            "AMQP_URL": amqp_url, "REDIS_PREFIX": redis_prefix}
-
-
-@pytest.fixture(scope="session")
-def auth_url(auth_env: dict[str, str]) -> Iterator[str]:
-    """A real auth process, for the whole run."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "auth"], cwd=ROOT,
-                               env={**os.environ, **auth_env, "AUTH_PORT": str(port)},
-                               stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ready(url + "/health/ready", process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        result: dict[str, Any] = json.loads(resp.read())
-        return result
-
-
-@pytest.fixture(scope="session")
-def customer(auth_url: str) -> dict[str, Any]:
-    """A registered customer: `user`, `accessToken`, `refreshToken`."""
-    return _post_json(auth_url + "/api/auth/register", {
-        "email": f"customer-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD,
-        "firstName": "Cora", "lastName": "Customer"})
-
-
-@pytest.fixture(scope="session")
-def admin(auth_url: str, auth_env: dict[str, str]) -> dict[str, Any]:
-    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
-    asyncio.run(ensure_admin(load_config(AuthConfig, auth_env), email, PASSWORD))
-    return _post_json(auth_url + "/api/auth/login", {"email": email, "password": PASSWORD})
-
-
-def bearer(who: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {who['accessToken']}"}
 
 
 @pytest.fixture

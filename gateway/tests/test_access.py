@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.keys import load_private_key
 from auth.tokens import TokenSigner
+from common.testing import bearer
 from gateway.table import Rules
-from gateway.tests.conftest import StandIn, bearer, raw_request
+from gateway.tests.conftest import StandIn, raw_request
 
 TOUR = "3f2b8a8e-6c1d-4c49-9f0e-2d4a1b7c9e10"
 

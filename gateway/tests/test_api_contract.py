@@ -18,7 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.tests.conftest import PASSWORD, MakeGateway, bearer
+from common.testing import bearer
+from gateway.tests.conftest import PASSWORD, MakeGateway
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance",
           "content_type_conformance")

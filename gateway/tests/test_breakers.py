@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from common.testing import eventually
+from common.testing import bearer, eventually
 from gateway.config import SERVICES
-from gateway.tests.conftest import bearer, free_port, metric
+from gateway.tests.conftest import free_port, metric
 
 # Four calls in the window are enough to judge; half of them failing opens the breaker.
 BREAKER = {"GATEWAY_BREAKER_VOLUME_THRESHOLD": "4"}

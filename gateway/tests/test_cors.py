@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.tests.conftest import StandIn, bearer, raw_request
+from common.testing import bearer
+from gateway.tests.conftest import StandIn, raw_request
 
 ALLOWED = "http://localhost:5173"
 FOREIGN = "https://evil.example"

@@ -14,8 +14,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from common.config import ConfigError, load_config
+from common.testing import bearer
 from gateway.config import Config
-from gateway.tests.conftest import PASSWORD, bearer, metric
+from gateway.tests.conftest import PASSWORD, metric
 
 # The deadline of a Redis call includes time waiting for the event loop: on a loaded test machine
 # the production default (0.25 s) can pass although Redis answered, and the local bucket decides

@@ -25,9 +25,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from common.testing import eventually
+from common.testing import bearer, eventually
 from gateway.table import RouteTable
-from gateway.tests.conftest import MakeGateway, StandIn, bearer, raw_request
+from gateway.tests.conftest import MakeGateway, StandIn, raw_request
 
 MB = 1024 * 1024
 PIECE = 64 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.tests.conftest import bearer
+from common.testing import bearer
 
 
 async def test_public_tours_and_profile_pass(gateway, customer, stand_ins):

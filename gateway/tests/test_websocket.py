@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from common.config import load_config
-from common.testing import eventually
+from common.testing import bearer, eventually
 from gateway import websocket
 from gateway.app import create_app
 from gateway.config import Config
-from gateway.tests.conftest import MakeGateway, StandIn, bearer
+from gateway.tests.conftest import MakeGateway, StandIn
 
 ALLOWED = "http://localhost:5173"
 
