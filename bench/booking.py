@@ -3,7 +3,7 @@ event hop: from booking's commit of `booking.confirmed` in its outbox to catalog
 seats it books, at steady payment rates, and how fast the backlog drains once the load stops.
 
     .venv/bin/python -m bench.booking [--seconds 10] [--concurrency 16] [--rates 10,50]
-                                      [--lag-seconds 20]
+                                      [--lag-seconds 20] [--burst 500]
 
 Starts auth, catalog, booking and the gateway as processes on free ports, each on a throw-away
 database, on a private RabbitMQ vhost and Redis prefix, and removes them all at the end. Needs
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import secrets
 import statistics
@@ -127,8 +128,8 @@ async def pending_bookings(booking_db: str) -> list[asyncpg.Record]:
 
 
 async def publish_payments(amqp_url: str, bookings: list[asyncpg.Record], rate: float) -> float:
-    """`payment.succeeded` for each booking, `rate` a second on a steady schedule; the time the
-    last one was published."""
+    """`payment.succeeded` for each booking, `rate` a second on a steady schedule (all at once
+    for an infinite rate); the time the last one was published."""
     connection = await aiormq.connect(amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -208,8 +209,10 @@ async def bench(args: argparse.Namespace, folder: Path) -> None:
                                               seconds=args.seconds, concurrency=args.concurrency)
         pending = await pending_bookings(stack.database("booking"))
         rows = []
-        for rate in (float(r) for r in args.rates.split(",")):
-            wanted = int(rate * args.lag_seconds)
+        runs = [(float(r), int(float(r) * args.lag_seconds)) for r in args.rates.split(",")]
+        if args.burst:
+            runs.append((math.inf, args.burst))  # a backlog: every payment at once
+        for rate, wanted in runs:
             if len(pending) < wanted:
                 raise RuntimeError(f"{len(pending)} pending bookings, {wanted} needed: "
                                    "raise --seconds")
@@ -230,7 +233,8 @@ async def bench(args: argparse.Namespace, folder: Path) -> None:
     print(f"{'payments/s':>10}{'events':>8}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}"
           f"{'drained after s':>17}")
     for row in rows:
-        print(f"{row['rate']:>10g}{row['events']:>8}{row['p50_ms']:>10}{row['p99_ms']:>10}"
+        rate = "burst" if row["rate"] == math.inf else format(row["rate"], "g")
+        print(f"{rate:>10}{row['events']:>8}{row['p50_ms']:>10}{row['p99_ms']:>10}"
               f"{row['max_ms']:>10}{row['drained_after_s']:>17}")
 
 
@@ -241,6 +245,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--rates", default="10,50", help="payments per second, one run each")
     parser.add_argument("--lag-seconds", type=float, default=20, help="per rate")
+    parser.add_argument("--burst", type=int, default=500,
+                        help="then this many payments at once, to see a backlog drain (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         asyncio.run(bench(args, Path(folder)))
