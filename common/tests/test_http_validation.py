@@ -70,11 +70,6 @@ async def test_an_optional_body_still_refuses_what_is_not_an_object(client):
     assert (resp.status, (await resp.json())["error"]) == (400, "VALIDATION_ERROR")
 
 
-async def test_a_nul_in_a_path_parameter_is_not_found(client):
-    resp = await client.get("/api/widgets/w1%00")
-    assert (resp.status, (await resp.json())["error"]) == (404, "NOT_FOUND")
-
-
 async def test_query_parameters_are_converted_to_their_declared_types(client):
     resp = await client.get("/api/widgets", params=[("page", "3"), ("limit", "50")])
     assert resp.status == 200
