@@ -68,13 +68,11 @@ def body_optional(model: type[BaseModel]) -> bool:
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
-    if not raw and body_optional(model):
-        return model.model_validate({})
-    if not raw:
+    if not raw and not body_optional(model):
         raise ValidationFailed("A JSON body is required", details=[
             {"field": "body", "message": "A JSON body is required"}])
     try:
-        data = json.loads(raw)
+        data = json.loads(raw) if raw else {}
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
     except RecursionError:
