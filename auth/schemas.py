@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from common.http import Schema
 
@@ -80,8 +87,9 @@ class NotificationPreferences(Schema):
 
 
 class NotificationPreferencesPatch(Schema):
-    email: bool | None = None
-    sms: bool | None = None
+    # Strict: a JSON true or false only, so a 0 or a "no" sent by mistake is refused, not guessed.
+    email: StrictBool | None = None
+    sms: StrictBool | None = None
 
 
 class ProfilePatch(Schema):

@@ -50,6 +50,8 @@ async def test_profile_patch_rejects_bad_values(client, register: Register):
         ({"firstName": "   "}, "firstName"),
         ({"firstName": "x" * 101}, "firstName"),
         ({"notificationPreferences": {"email": "maybe"}}, "notificationPreferences.email"),
+        ({"notificationPreferences": {"sms": 0}}, "notificationPreferences.sms"),
+        ({"notificationPreferences": {"email": "false"}}, "notificationPreferences.email"),
         ({"email": "new@example.com"}, "email"),
     ]
     for body, field in cases:
