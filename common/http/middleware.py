@@ -3,6 +3,7 @@ the body size limit. `service_app` installs them in that order (the first is the
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -71,6 +72,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     except web.HTTPException as exc:  # a redirect: the errors middleware answers the rest
         status = exc.status
         raise
+    except asyncio.CancelledError:
+        # Cut off (the shutdown timeout ran out) before any answer: nobody's error, and nginx's
+        # 499 says so, where 500 would page someone.
+        status = 499
+        raise
     finally:
         route = route_template(request)
         if not route.startswith(_UNLOGGED):
@@ -92,6 +98,9 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # as in the request log
         raise
     finally:
         request.app[METRICS].observe(request.method, route_template(request), status,

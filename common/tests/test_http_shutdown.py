@@ -86,3 +86,6 @@ async def test_a_request_outliving_the_shutdown_timeout_is_cut_off(keys, tmp_pat
         assert await service.exit_code(within=30) == 0
         with pytest.raises(aiohttp.ClientError):
             await in_flight
+    # Logged as cut off, not as a server error that would page someone.
+    [slow] = find(service.events(), "request", route="/api/slow")
+    assert (slow["status"], slow["level"]) == (499, "info")
