@@ -25,6 +25,8 @@ class Health:
     draining: bool = False
     section: str = "checks"
     """The key the checks are reported under: the gateway reports its upstreams as `services`."""
+    _running: dict[bool, asyncio.Task[tuple[bool, dict[str, dict[str, object]]]]] = field(
+        default_factory=dict, repr=False)
 
     def add(self, name: str, check: Check, *, critical: bool = True) -> None:
         """`critical` checks decide readiness; the others only make `/health` degraded."""
@@ -48,7 +50,20 @@ class Health:
 
     async def report(
             self, critical_only: bool = False) -> tuple[bool, dict[str, dict[str, object]]]:
-        """Runs the checks concurrently: the whole report takes at most `timeout` seconds."""
+        """Runs the checks concurrently: the whole report takes at most `timeout` seconds.
+
+        Callers that ask while a report is being made share it: a burst of probes (or of
+        gateway `/health` calls, each asking every service) checks each dependency once."""
+        running = self._running.get(critical_only)
+        if running is None:
+            running = asyncio.create_task(self._report(critical_only))
+            self._running[critical_only] = running
+            running.add_done_callback(lambda _: self._running.pop(critical_only, None))
+        # Shielded: a caller that goes away does not cancel the report the others wait for.
+        return await asyncio.shield(running)
+
+    async def _report(
+            self, critical_only: bool) -> tuple[bool, dict[str, dict[str, object]]]:
         chosen = {n: c for n, c in self.checks.items() if c[1] or not critical_only}
         results = await asyncio.gather(*(self._run(check) for check, _ in chosen.values()))
         report = {name: {**result, "critical": chosen[name][1]}

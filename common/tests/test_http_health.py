@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from common.http.health import HEALTH
+from common.testing import eventually
 from common.tests import demo_service
 from common.tests.support import CapturedLogs, Keys, demo_config, find
 
@@ -103,3 +104,24 @@ async def test_probes_and_scrapes_are_not_in_the_request_log(aiohttp_client, app
         for path in ("/health", "/health/live", "/health/ready", "/metrics", "/api/widgets/w1"):
             assert (await client.get(path)).status == 200, path
     assert [line["path"] for line in find(logs.events(), "request")] == ["/api/widgets/w1"]
+
+
+async def test_a_burst_of_health_calls_checks_each_dependency_once(app):
+    calls, release = [], asyncio.Event()
+
+    async def database() -> None:
+        calls.append(1)
+        await release.wait()
+
+    health = app[HEALTH]
+    health.timeout = 30
+    health.add("database", database)
+    burst = [asyncio.create_task(health.report()) for _ in range(20)]
+    await eventually(lambda: calls, message="the check to start")
+    # A caller that gives up does not cancel the report the others wait for.
+    burst.pop().cancel()
+    release.set()
+
+    answers = await asyncio.gather(*burst)
+    assert all(ok for ok, _ in answers) and len(calls) == 1
+    assert (await health.report())[0] and len(calls) == 2  # the next one checks anew
