@@ -1,0 +1,138 @@
+"""Builds the payments app: `create_app(config)` does no I/O; resources open in cleanup contexts.
+
+Shutdown runs the contexts in reverse: reconciliation stops, then the consumer drains, then the
+upstream sessions close, then the relay finishes its batch, then the bus and the pool close.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import stripe
+from aiohttp import web
+
+from common import db
+from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
+from common.http import service_app, verifier_ctx
+from common.http.health import HEALTH
+from common.http.metrics import METRICS
+from common.resilience import State
+from payments.app_keys import (
+    BOOKING,
+    CANCELLATIONS,
+    CHECKOUT,
+    CONFIG,
+    PAYMENT_METRICS,
+    RECONCILER,
+    RECORDS,
+    REFUNDS,
+    STRIPE,
+    WEBHOOKS,
+)
+from payments.bookings import BookingClient, booking_breaker
+from payments.cancellations import Cancellations, build_consumer
+from payments.checkout import Checkout
+from payments.config import Config
+from payments.metrics import PaymentMetrics
+from payments.reconciliation import Reconciler, jobs_ctx
+from payments.records import Records
+from payments.refunds import Refunds
+from payments.routes import setup_routes
+from payments.stripe_api import StripeApi
+from payments.webhooks import Webhooks
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(config: Config) -> web.Application:
+    app = service_app(config, title="tourbook payments",
+                      description="Stripe PaymentIntents for bookings, webhooks and refunds.")
+    app[CONFIG] = config
+    app[PAYMENT_METRICS] = PaymentMetrics(app[METRICS].registry)
+    app.cleanup_ctx.extend([
+        db.pool_ctx(config.database_url),
+        verifier_ctx(config),
+        bus_ctx(config.amqp_url, name="payments", registry=app[METRICS].registry),
+        relay_ctx(),
+        _payments_ctx(config),
+        _consumer_ctx(),
+        _health_ctx(),
+        jobs_ctx(config, RECONCILER),
+    ])
+    app[HEALTH].add("database", lambda: db.ping(app[db.POOL]))
+    setup_routes(app)
+    return app
+
+
+def _payments_ctx(config: Config) -> CleanupContext:
+    """One pooled session per upstream (Stripe, booking), and the objects using them."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool, metrics = app[db.POOL], app[PAYMENT_METRICS]
+        # The SDK checks Stripe's certificate against the CA bundle it ships; our session, on
+        # which it runs, does the same (another API base is checked as any other server).
+        tls: ssl.SSLContext | bool = (True if config.stripe_api_base
+                                      else ssl.create_default_context(cafile=stripe.ca_bundle_path))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as to_stripe, \
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+                    total=config.booking_timeout)) as to_booking:
+            stripe_api = StripeApi.build(
+                to_stripe, secret_key=config.stripe_secret_key, api_base=config.stripe_api_base,
+                timeout=config.stripe_timeout, max_retries=config.stripe_max_retries,
+                webhook_secret=config.stripe_webhook_secret,
+                webhook_tolerance=config.webhook_tolerance)
+            # Long enough for a Stripe call and its retries to finish: until then no other
+            # process takes up the same refund or cancellation.
+            lease = config.stripe_timeout * (config.stripe_max_retries + 1) + 10
+            refunds = Refunds(pool, stripe_api, metrics, lease=lease)
+            cancellations = Cancellations(pool, stripe_api, refunds,
+                                          policy_percent=config.cancel_refund_percent,
+                                          lease=lease)
+            booking = BookingClient(to_booking, config.booking_url, booking_breaker(
+                config.booking_timeout, config.breaker_reset_timeout))
+            app[STRIPE], app[BOOKING], app[REFUNDS] = stripe_api, booking, refunds
+            app[CANCELLATIONS], app[RECORDS] = cancellations, Records(pool)
+            app[CHECKOUT] = Checkout(pool, booking, stripe_api, cancellations, metrics=metrics,
+                                     config=config)
+            app[WEBHOOKS] = Webhooks(pool, stripe_api, cancellations, metrics)
+            app[RECONCILER] = Reconciler(pool, stripe_api, refunds, cancellations,
+                                         metrics=metrics, config=config, lease=lease)
+            yield
+
+    return ctx
+
+
+def _consumer_ctx() -> CleanupContext:
+    """`booking.cancelled`, once the objects its handler uses exist."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consuming = consumer_ctx(build_consumer(app[CANCELLATIONS]))(app)
+        await anext(consuming)
+        yield
+        await anext(consuming, None)
+
+    return ctx
+
+
+def _health_ctx() -> CleanupContext:
+    """The bus's checks, booking's circuit and Stripe. Only the database decides readiness:
+    without Stripe, payments still records webhooks' retries and serves reads; without the
+    broker, events wait in the outbox."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        health = app[HEALTH]
+        for name, check in health_checks(app).items():
+            health.add(name, check, critical=False)
+        health.add("booking", lambda: _booking_circuit_closed(app), critical=False)
+        health.add("stripe", app[STRIPE].ping, critical=False)
+        yield
+
+    return ctx
+
+
+async def _booking_circuit_closed(app: web.Application) -> None:
+    breaker = app[BOOKING].breaker
+    if breaker.state is State.OPEN:
+        raise RuntimeError(f"booking circuit open, retry in {breaker.retry_after():.0f}s")

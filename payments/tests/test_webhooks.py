@@ -1,0 +1,166 @@
+"""POST /webhooks/stripe: Stripe's signed events settle payments, each event once, and each
+settlement announces itself on the bus in the same transaction; a bad or stale signature is 400
+and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+import stripe
+
+from booking.tests.conftest import Catalog
+from common.testing import eventually
+from payments.tests.conftest import Flow, MakeFlow, Probe, outbox
+
+SECRET = "whsec_tourbook_webhook_tests"
+
+
+async def test_paying_with_a_card_succeeds_the_payment_and_confirms_the_booking(
+        flow: Flow, customer: dict[str, Any], probe: Probe,
+        payments_db: asyncpg.Connection) -> None:
+    created = await flow.pending_booking(customer, participants=2, price=4500)
+    intent = await flow.create_intent(customer, created)
+
+    assert await flow.stripe.confirm(intent["paymentIntentId"], "pm_card_visa") == "succeeded"
+
+    [event] = await probe.wait_for(created["id"], "payment.succeeded")
+    assert event["data"] == {
+        "paymentId": intent["paymentId"], "bookingId": created["id"],
+        "userId": customer["user"]["id"], "amount": 9000, "currency": "EUR",
+        "status": "succeeded", "refundedAmount": 0, "failureMessage": None,
+        "paymentIntentId": intent["paymentIntentId"]}
+    payment = await flow.payment(customer, intent["paymentId"])
+    assert (payment["status"], payment["failureMessage"]) == ("succeeded", None)
+    # booking consumes the event: the booking is confirmed and catalog books its seats.
+    await eventually(lambda: flow.booking_state_is(customer, created["id"],
+                                                   ("confirmed", "paid")))
+    await eventually(lambda: _hold_is(flow.catalog, created["id"], "booked"))
+    assert await outbox(payments_db, created["id"]) == ["payment.succeeded"]
+
+
+async def test_a_declined_card_fails_the_payment_and_the_traveller_may_pay_again(
+        flow: Flow, customer: dict[str, Any], probe: Probe) -> None:
+    created = await flow.pending_booking(customer)
+    intent = await flow.create_intent(customer, created)
+
+    status = await flow.stripe.confirm(intent["paymentIntentId"], "pm_card_chargeDeclined")
+
+    assert status == "requires_payment_method"
+    [failed] = await probe.wait_for(created["id"], "payment.failed")
+    assert failed["data"]["failureMessage"] == "Your card was declined."
+    assert failed["data"]["status"] == "failed"
+    await eventually(lambda: flow.payment_status_is(customer, intent["paymentId"], "failed"))
+    await eventually(lambda: flow.booking_state_is(customer, created["id"],
+                                                   ("pending", "failed")))
+
+    # Paying again: the same intent (Stripe keeps it for another card), then a good card.
+    again = await flow.create_intent(customer, created)
+    assert (again["paymentIntentId"], again["paymentId"]) == (
+        intent["paymentIntentId"], intent["paymentId"])
+    assert await flow.stripe.confirm(again["paymentIntentId"], "pm_card_visa") == "succeeded"
+
+    await probe.wait_for(created["id"], "payment.succeeded")
+    await eventually(lambda: flow.booking_state_is(customer, created["id"],
+                                                   ("confirmed", "paid")))
+    payment = await flow.payment(customer, intent["paymentId"])
+    assert (payment["status"], payment["failureMessage"]) == ("succeeded", None)
+    assert len(await flow.stripe.intents_of(created["id"])) == 1
+
+
+@pytest.fixture
+async def unhooked(make_flow: MakeFlow) -> Flow:
+    """payments with no webhook endpoint at Stripe: the tests deliver events themselves, signed
+    with the secret it knows."""
+    return await make_flow(webhooks=False, STRIPE_WEBHOOK_SECRET=SECRET)
+
+
+async def paid_at_stripe(flow: Flow, who: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """A payment Stripe took whose webhook nobody received: (intent answer, the event as Stripe
+    sends it)."""
+    created = await flow.pending_booking(who)
+    intent = await flow.create_intent(who, created)
+    assert await flow.stripe.confirm(intent["paymentIntentId"]) == "succeeded"
+    event = await flow.stripe.event("payment_intent.succeeded", intent["paymentIntentId"])
+    return intent, json.dumps(event, indent=2).encode()
+
+
+def signed(payload: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
+    return {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+        payload.decode(), secret, timestamp=at or int(time.time())),
+        "Content-Type": "application/json"}
+
+
+async def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(
+        unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection) -> None:
+    intent, payload = await paid_at_stripe(unhooked, customer)
+    tampered = payload.replace(b'"amount": 9000', b'"amount": 1')
+    assert tampered != payload
+    attempts = {
+        "no signature": (payload, {"Content-Type": "application/json"}),
+        "another secret": (payload, signed(payload, "whsec_someone_else")),
+        "another body": (tampered, signed(payload)),
+        "too old": (payload, signed(payload, at=int(time.time()) - 301)),
+        "garbage header": (payload, {"Stripe-Signature": "t=abc,v1=nothing"}),
+    }
+
+    for name, (body, headers) in attempts.items():
+        resp = await unhooked.payments.post("/webhooks/stripe", data=body, headers=headers)
+        assert resp.status == 400, name
+        assert (await resp.json())["error"] == "INVALID_SIGNATURE", name
+
+    payment = await unhooked.payment(customer, intent["paymentId"])
+    assert payment["status"] == "pending"
+    booking_id = payment["bookingId"]
+    assert await outbox(payments_db, booking_id) == []
+    assert await payments_db.fetchval("SELECT count(*) FROM stripe_events WHERE id = $1",
+                                      json.loads(payload)["id"]) == 0
+    # The same event, signed as Stripe signs it, goes through: the refusals above were the
+    # signatures', not the event's.
+    resp = await unhooked.payments.post("/webhooks/stripe", data=payload, headers=signed(payload))
+    assert resp.status == 200
+    assert await resp.json() == {"received": True, "outcome": "applied"}
+    assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "succeeded"
+
+
+async def test_an_event_delivered_twice_is_applied_once(
+        unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection,
+        probe: Probe) -> None:
+    intent, payload = await paid_at_stripe(unhooked, customer)
+
+    first = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                         headers=signed(payload))
+    # Stripe retries with a fresh signature of the same body; a replayer resends it as it was.
+    again = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                         headers=signed(payload))
+
+    assert (await first.json())["outcome"] == "applied"
+    assert (await again.json())["outcome"] == "duplicate"
+    assert again.status == 200
+    booking_id = (await unhooked.payment(customer, intent["paymentId"]))["bookingId"]
+    await probe.wait_for(booking_id, "payment.succeeded")
+    assert await outbox(payments_db, booking_id) == ["payment.succeeded"]
+    assert len(await probe.events(booking_id)) == 1
+
+
+async def test_event_types_it_does_not_act_on_are_acknowledged(
+        unhooked: Flow, payments_db: asyncpg.Connection) -> None:
+    event = {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": "customer.created",
+             "created": int(time.time()), "livemode": False,
+             "data": {"object": {"id": "cus_123", "object": "customer"}}}
+    payload = json.dumps(event).encode()
+
+    resp = await unhooked.payments.post("/webhooks/stripe", data=payload, headers=signed(payload))
+
+    assert resp.status == 200
+    assert await resp.json() == {"received": True, "outcome": "ignored"}
+    assert await payments_db.fetchval("SELECT type FROM stripe_events WHERE id = $1",
+                                      event["id"]) == "customer.created"
+
+
+async def _hold_is(catalog: Catalog, booking_id: str, state: str) -> bool:
+    return await catalog.hold_state(booking_id) == state
