@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from common.config import BaseConfig
-from ops import envfile, paths, provision, servers, services, supervisor
+from ops import demo, envfile, paths, provision, servers, services, standins, supervisor
 from ops.errors import OpsError
 from ops.services import Service
 
@@ -66,11 +66,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         notes = asyncio.run(_provision(configs, seed=not args.no_seed))
         urls = {service.name: services.base_url(config) for service, config in configs.items()}
         commands = {service.name: supervisor.python_module(service.name) for service in selected}
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for stand_in in _stand_ins(configs, urls):
+            commands[stand_in.name] = supervisor.python_module(stand_in.module)
+            environ.update(stand_in.environ)
+            notes.append(f"{stand_in.name}: the local stand-in at {stand_in.url}")
         commands["ops"] = supervisor.python_module(
             "ops.readiness", "--timeout", str(args.ready_timeout),
             *(f"{name}={url}" for name, url in urls.items()))
-        environ = {**os.environ, "PYTHONUNBUFFERED": "1",
-                   supervisor.READY_NOTES_VAR: "\n".join(notes)}
+        environ[supervisor.READY_NOTES_VAR] = "\n".join(notes)
         if environ.get("LOG_FORMAT", "auto") in ("", "auto") and sys.stdout.isatty():
             # The services write to honcho's pipe, but their lines end up on this terminal.
             environ["LOG_FORMAT"] = "console"
@@ -81,6 +85,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     say(f"a service exited (code {code}), so every other one was stopped")
     return code or 1
+
+
+def _stand_ins(configs: dict[Service, BaseConfig],
+               urls: dict[str, str]) -> list[standins.StandIn]:
+    payments = next((c for s, c in configs.items() if s.name == "payments"), None)
+    found = None if payments is None else standins.stripe(
+        payments, urls.get("gateway", "http://127.0.0.1:8080"))
+    if payments is not None and found is None:
+        say("payments talks to Stripe itself (STRIPE_* keys set): forward its webhooks with "
+            "`stripe listen --forward-to localhost:8080/webhooks/stripe`")
+    return [found] if found else []
 
 
 def _refuse_busy_ports(configs: dict[Service, BaseConfig]) -> None:
@@ -188,6 +203,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    gateway = args.gateway
+    if gateway is None:
+        [(_, config)] = load_configs([s for s in services.REGISTRY if s.name == "gateway"]).items()
+        gateway = services.base_url(config)
+    demo.run(gateway, args.query, say)
+    say("the journey worked end to end")
+    return 0
+
+
 def _postgres_up(configs: dict[Service, BaseConfig]) -> None:
     wanted = [s for s in infra_servers(configs) if s.kind == "postgres"]
     asyncio.run(servers.ensure(wanted, say))
@@ -268,6 +293,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("keys", help="generate the development JWT signing keys once (.keys/)"
                    ).set_defaults(run=cmd_keys)
+
+    demo = sub.add_parser("demo", help="against a running `up`: register, log in, search, book, "
+                          "pay with a test card and watch the booking confirmed, step by step")
+    demo.add_argument("--gateway", help="the gateway's URL (default: from its settings)")
+    demo.add_argument("--query", default="", help="what to search tours for (default: any)")
+    demo.set_defaults(run=cmd_demo)
     return top
 
 

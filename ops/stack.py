@@ -67,15 +67,19 @@ class Stack:
         services already started (first replica), then `overrides`."""
         prefix = _config_class(name).env_prefix
         env = {**self.env}
+        registered = {s.name for s in services.REGISTRY}
         for replica in self.replicas:
-            env.setdefault(f"{replica.service.upper()}_URL", replica.url)
+            if replica.service in registered:  # CATALOG_URL... (stand-ins are named by hand)
+                env.setdefault(f"{replica.service.upper()}_URL", replica.url)
         if any(s.name == name and s.database for s in services.REGISTRY):
             env[f"{prefix}DATABASE_URL"] = self.database(name)
         return {**env, **overrides}
 
-    def start(self, name: str, **overrides: str) -> str:
-        """Start one more process of `name`; its base URL once `/health/live` answers."""
-        port = free_port()
+    def start(self, name: str, *, port: int | None = None, health: str = "/health/live",
+              **overrides: str) -> str:
+        """Start one more process of `name` (on `port`, or a free one); its base URL once
+        `health` answers."""
+        port = port or free_port()
         env = self.env_for(name, **overrides)
         env[f"{_config_class(name).env_prefix}PORT"] = str(port)
         count = sum(r.service == name for r in self.replicas)
@@ -88,10 +92,18 @@ class Stack:
         url = f"http://127.0.0.1:{port}"
         self.replicas.append(Replica(name, url, process, log))
         try:
-            wait_http_ready(url + "/health/live", process, timeout=60)
+            wait_http_ready(url + health, process, timeout=60)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; its log:\n{log.read_text()[-3000:]}") from None
         return url
+
+    def stop_one(self, url: str) -> int:
+        """Stop the process serving `url` (SIGTERM: it drains); its port, to start it again."""
+        [replica] = [r for r in self.replicas if r.url == url]
+        replica.process.terminate()
+        replica.process.wait(timeout=30)
+        self.replicas.remove(replica)
+        return int(url.rsplit(":", 1)[1])
 
     def urls(self, name: str) -> list[str]:
         return [r.url for r in self.replicas if r.service == name]
