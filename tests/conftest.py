@@ -18,6 +18,7 @@ import pytest
 from auth.admin import ensure_admin
 from auth.config import Config as AuthConfig
 from common.config import load_config
+from common.testing import free_port
 from ops.stack import Stack
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -61,12 +62,24 @@ def stack(run_id: str, key_files: tuple[Path, Path], amqp_url: str, redis_prefix
     stack.stop()
 
 
+WEBHOOK_SECRET = "whsec_platform_tests"
+
+
 @pytest.fixture(scope="session")
 def platform(stack: Stack) -> dict[str, str]:
-    """One process of each service with the gateway in front: {service: base URL}."""
-    for name in ("auth", "catalog", "booking", "gateway"):
+    """One process of each service with the gateway in front, and the Stripe stand-in delivering
+    its webhooks to the gateway: {name: base URL}."""
+    for name in ("auth", "catalog", "booking"):
         stack.start(name)
-    return {name: stack.urls(name)[0] for name in ("auth", "catalog", "booking", "gateway")}
+    gateway_port = free_port()
+    stripe = stack.start(
+        "standins.stripe", health="/health", STRIPE_STANDIN_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_STANDIN_WEBHOOK_URL=f"http://127.0.0.1:{gateway_port}/webhooks/stripe",
+        STRIPE_STANDIN_WEBHOOK_BACKOFF="0.2")
+    stack.start("payments", STRIPE_API_BASE=stripe, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    stack.start("gateway", port=gateway_port)
+    names = ("auth", "catalog", "booking", "payments", "gateway")
+    return {"stripe": stripe, **{name: stack.urls(name)[0] for name in names}}
 
 
 @pytest.fixture(scope="session")
