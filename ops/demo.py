@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from common.config import load_config
+from ops import standins
 from ops.errors import OpsError
 
 PASSWORD = "Demo-Traveller-1"  # noqa: S105 - a throw-away account the demo registers
@@ -78,10 +79,17 @@ def confirm_with_test_card(payment_intent_id: str, return_url: str) -> str:
     payments = importlib.import_module("payments.config")
     config = load_config(payments.Config)
     stripe = importlib.import_module("stripe")
-    addresses = {"api": config.stripe_api_base} if config.stripe_api_base else None
-    client = stripe.StripeClient(config.stripe_secret_key, base_addresses=addresses)
-    intent = client.v1.payment_intents.confirm(payment_intent_id, params={
-        "payment_method": TEST_CARD, "return_url": return_url})
+    # The same choice `up` made for payments: the local stand-in, unless real keys are set.
+    stand_in = standins.stripe(config, return_url)
+    api_base = stand_in.url if stand_in else config.stripe_api_base
+    client = stripe.StripeClient(config.stripe_secret_key,
+                                 base_addresses={"api": api_base} if api_base else None)
+    try:
+        intent = client.v1.payment_intents.confirm(payment_intent_id, params={
+            "payment_method": TEST_CARD, "return_url": return_url})
+    except stripe.StripeError as exc:
+        raise OpsError(f"Stripe at {api_base or 'api.stripe.com'} refused the test card: "
+                       f"{exc.user_message or exc}") from None
     return str(intent.status)
 
 
