@@ -144,8 +144,11 @@ def find_departure(journey: Journey, query: str) -> tuple[dict[str, Any], dict[s
                         f"{departure['availableSeats']} of {departure['capacity']} seats "
                         "available")
             return tour, departure
-    raise OpsError(f"no tour matching {query!r} has a departure with {PARTICIPANTS} seats "
-                   "left (try ./ops/dev demo --query '')")
+    if query:
+        raise OpsError(f"no tour matching {query!r} has a departure with {PARTICIPANTS} seats "
+                       "left (leave out --query to take any tour)")
+    raise OpsError(f"no tour has a departure with {PARTICIPANTS} seats left: load the demo "
+                   "tours with ./ops/dev seed")
 
 
 def book_and_pay(journey: Journey, tour: dict[str, Any],

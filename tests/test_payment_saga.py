@@ -115,7 +115,9 @@ async def test_a_payment_landing_while_booking_is_down_confirms_it_once_it_is_ba
     assert seats_left(gateway, tour["id"], when) == 8
 
 
-def test_the_demo_walks_a_newcomer_through_booking_and_paying(stack: Stack, platform):
+def test_the_demo_walks_a_newcomer_through_booking_and_paying(stack: Stack, platform,
+                                                             admin_token):
+    create_tour(platform["gateway"], admin_token, capacity=10)
     env = {**os.environ, **stack.env_for("payments"), "STRIPE_API_BASE": platform["stripe"]}
     result = subprocess.run(
         [sys.executable, "-m", "ops", "demo", "--gateway", platform["gateway"]],
