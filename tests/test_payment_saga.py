@@ -5,9 +5,15 @@ while the payment lands."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
@@ -17,7 +23,7 @@ import stripe
 from common.testing import eventually
 from ops.paths import ROOT
 from ops.stack import Stack
-from tests.conftest import call, register
+from tests.conftest import WEBHOOK_SECRET, call, register
 from tests.test_booking_saga import create_tour, seats_left
 
 
@@ -126,3 +132,124 @@ def test_the_demo_walks_a_newcomer_through_booking_and_paying(stack: Stack, plat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "confirmed, payment paid" in result.stdout
     assert "the journey worked end to end" in result.stdout
+
+
+async def paid_booking(platform, admin_token: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A traveller's booking, paid and confirmed: (their token, the booking, its payment)."""
+    gateway = platform["gateway"]
+    tour, when = create_tour(gateway, admin_token, capacity=10)
+    token = register(gateway)["accessToken"]
+    booking = book(gateway, token, tour, when)
+    intent = create_intent(gateway, token, booking["id"])
+    pay(platform["stripe"], intent["paymentIntentId"], "pm_card_visa")
+    await eventually(
+        lambda: booking_of(gateway, token, booking["id"])["status"] == "confirmed",
+        timeout=30, message="the booking to be confirmed")
+    status, payment, _ = call("GET", f"{gateway}/api/payments/{intent['paymentId']}",
+                              token=token)
+    assert status == 200, payment
+    return token, booking, payment
+
+
+def signed_webhook(event: dict[str, Any], secret: str = WEBHOOK_SECRET,
+                   at: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A webhook delivery as Stripe signs it: `t=<unix>,v1=<HMAC-SHA256 of "t.body">`."""
+    body = json.dumps(event).encode()
+    stamp = int(time.time()) if at is None else at
+    signature = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    return body, {"Stripe-Signature": f"t={stamp},v1={signature.hexdigest()}",
+                  "Content-Type": "application/json"}
+
+
+def post_raw(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_forged_stale_and_repeated_webhooks_change_nothing_more(platform, admin_token):
+    gateway = platform["gateway"]
+    token, booking, payment = await paid_booking(platform, admin_token)
+    client = stripe.StripeClient("sk_test_platform",
+                                 base_addresses={"api": platform["stripe"]})
+    [event] = [e for e in client.v1.events.list(params={"limit": 100}).data
+               if e.type == "payment_intent.succeeded"
+               and e.data.object["id"] == payment["paymentIntentId"]]
+    delivered = event.to_dict()
+    url = gateway + "/webhooks/stripe"
+
+    forged = signed_webhook(delivered, secret="whsec_not_ours")
+    stale = signed_webhook(delivered, at=int(time.time()) - 3600)
+    for body, headers in (forged, stale):
+        status, answer = post_raw(url, body, headers)
+        assert (status, answer["error"]) == (400, "INVALID_SIGNATURE")
+    # Stripe delivered it once already; a second delivery is recognised and applied no more.
+    status, answer = post_raw(url, *signed_webhook(delivered))
+    assert (status, answer["outcome"]) == (200, "duplicate")
+    assert booking_of(gateway, token, booking["id"])["status"] == "confirmed"
+
+
+async def test_create_intent_twice_with_one_key_makes_one_intent(platform, admin_token):
+    gateway = platform["gateway"]
+    tour, when = create_tour(gateway, admin_token, capacity=10)
+    token = register(gateway)["accessToken"]
+    booking = book(gateway, token, tour, when)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+
+    answers = [call("POST", gateway + "/api/payments/create-intent",
+                    {"bookingId": booking["id"]}, token=token, headers=key) for _ in range(2)]
+
+    assert [status for status, _, _ in answers] == [201, 201]
+    assert answers[0][1] == answers[1][1]
+
+
+async def test_refunds_add_up_to_what_was_paid_and_no_more(platform, admin_token):
+    gateway = platform["gateway"]
+    token, booking, payment = await paid_booking(platform, admin_token)
+    path = f"{gateway}/api/payments/{payment['id']}/refund"
+
+    status, first, _ = call("POST", path, {"amount": 1000, "reason": "requested_by_customer"},
+                            token=admin_token)
+    assert status == 201, first
+    status, refused, _ = call("POST", path, {"amount": payment["amount"]}, token=admin_token)
+    assert (status, refused["error"]) == (409, "REFUND_EXCEEDS_PAYMENT")
+    status, rest, _ = call("POST", path, {}, token=admin_token)
+    assert status == 201, rest
+    assert rest["payment"]["refundedAmount"] == payment["amount"]
+    status, refused, _ = call("POST", path, {"amount": 1}, token=token)
+    assert (status, refused["error"]) == (403, "FORBIDDEN_ADMIN_ONLY")
+    await eventually(
+        lambda: booking_of(gateway, token, booking["id"])["paymentStatus"] == "refunded",
+        timeout=30, message="the refund to reach the booking")
+
+
+async def test_cancelling_a_paid_booking_refunds_it(platform, admin_token):
+    gateway = platform["gateway"]
+    token, booking, payment = await paid_booking(platform, admin_token)
+
+    status, cancelled, _ = call("POST", f"{gateway}/api/bookings/{booking['id']}/cancel",
+                                {"reason": "Plans changed"}, token=token)
+    assert status == 200, cancelled
+
+    refunded = await eventually(
+        lambda: (b := booking_of(gateway, token, booking["id"]))["paymentStatus"] == "refunded"
+        and b, timeout=30, message="the booking to be marked refunded")
+    assert refunded["status"] == "cancelled"
+    status, after, _ = call("GET", f"{gateway}/api/payments/{payment['id']}", token=token)
+    assert (status, after["refundedAmount"]) == (200, payment["amount"])
+
+
+async def test_someone_elses_booking_and_payment_are_not_found(platform, admin_token):
+    gateway = platform["gateway"]
+    _, booking, payment = await paid_booking(platform, admin_token)
+    stranger = register(gateway, "Stella")["accessToken"]
+
+    status, body, _ = call("POST", gateway + "/api/payments/create-intent",
+                           {"bookingId": booking["id"]}, token=stranger)
+    assert (status, body["error"]) == (404, "BOOKING_NOT_FOUND")
+    for path in (f"/api/payments/{payment['id']}", f"/api/payments/booking/{booking['id']}"):
+        status, body, _ = call("GET", gateway + path, token=stranger)
+        assert (status, body["error"]) == (404, "PAYMENT_NOT_FOUND"), path
