@@ -31,6 +31,7 @@ from booking.states import (
 )
 from common.auth import Identity
 from common.errors import Unavailable
+from common.http.idempotency import request_hash
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +68,7 @@ class Bookings:
     # -- create ----------------------------------------------------------------------------
 
     async def create(self, identity: Identity, body: BookingIn, key: str | None) -> Answer:
-        body_hash = idempotency.request_hash(body.model_dump(mode="json", by_alias=True))
+        body_hash = request_hash(body.model_dump(mode="json", by_alias=True))
         async with self._pool.acquire() as conn:
             claimed = await idempotency.claim(conn, user_id=identity.user_id, key=key,
                                               body_hash=body_hash,

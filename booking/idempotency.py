@@ -18,26 +18,16 @@ never becomes a booking.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from booking import db
-from common.errors import AppError, Conflict, ValidationFailed
-
-HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces, as in Stripe's keys
-
-
-class IdempotencyKeyReused(AppError):
-    status, code = 422, "IDEMPOTENCY_KEY_REUSED"
-    message = "This Idempotency-Key was already used with another request body"
+from common.errors import Conflict
+from common.http.idempotency import IdempotencyKeyReused
 
 
 class IdempotencyKeyInUse(Conflict):
@@ -62,20 +52,6 @@ class Replay:
     body: dict[str, Any]
 
 
-def idempotency_key(request: web.Request) -> str | None:
-    key = request.headers.get(HEADER)
-    if key is None:
-        return None
-    if not _KEY.match(key):
-        raise ValidationFailed(details=[{
-            "field": HEADER, "message": "must be 1 to 255 printable ASCII characters"}])
-    return key
-
-
-def request_hash(body: dict[str, Any]) -> str:
-    """The body as validated, in a canonical form: spacing and key order do not matter."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def claim(conn: asyncpg.Connection, *, user_id: str, key: str | None, body_hash: str,

@@ -7,7 +7,6 @@ import uuid
 from aiohttp import web
 
 from booking.app_keys import BOOKINGS
-from booking.idempotency import idempotency_key
 from booking.lifecycle import BookingNotFound
 from booking.schemas import (
     BookingIn,
@@ -21,9 +20,9 @@ from booking.schemas import (
 )
 from common.auth import Identity
 from common.http import endpoint, json_response
+from common.http.idempotency import REPLAYED_HEADER, idempotency_key
 
 TAGS = ("bookings",)
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def booking_id(request: web.Request) -> uuid.UUID:

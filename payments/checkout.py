@@ -25,6 +25,7 @@ import structlog
 from common.auth import Identity
 from common.bus.envelope import utc_timestamp
 from common.errors import Conflict, Forbidden
+from common.http.idempotency import request_hash
 from payments import db, idempotency
 from payments.bookings import Booking, BookingClient
 from payments.cancellations import Cancellations
@@ -82,7 +83,7 @@ class Checkout:
     async def create_intent(self, identity: Identity, booking_id: uuid.UUID,
                             authorization: str, key: str | None) -> Answer:
         user_id = uuid.UUID(identity.user_id)
-        body_hash = idempotency.request_hash({"bookingId": str(booking_id)})
+        body_hash = request_hash({"bookingId": str(booking_id)})
         if key is not None:
             async with self._pool.acquire() as conn:
                 known = await db.intent_request(conn, user_id, key)

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from common.auth import Identity
 from common.http import endpoint, json_response
+from common.http.idempotency import REPLAYED_HEADER, idempotency_key
 from payments.app_keys import CHECKOUT, CONFIG, RECORDS, REFUNDS, WEBHOOKS
-from payments.idempotency import REPLAYED_HEADER, idempotency_key
 from payments.records import NoPaymentsForBooking
 from payments.refunds import PaymentNotFound, RefundRequest, split_reason
 from payments.schemas import (
