@@ -9,10 +9,8 @@ is how tests (and operators) trigger one deterministically.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -25,6 +23,7 @@ from booking.config import Config
 from booking.lifecycle import apply, state_of
 from booking.metrics import BookingMetrics
 from booking.states import Status, change_status
+from common.periodic import CleanupContext, periodic_ctx
 
 log = structlog.get_logger(__name__)
 
@@ -126,32 +125,7 @@ class Jobs:
         return True
 
 
-def jobs_ctx(config: Config,
-             jobs: web.AppKey[Jobs]) -> Callable[[web.Application], AsyncIterator[None]]:
+def jobs_ctx(config: Config, jobs: web.AppKey[Jobs]) -> CleanupContext:
     """Runs every job every `jobs_interval` seconds in the background (not at all when 0)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if not config.jobs_interval:
-            yield
-            return
-        task = asyncio.create_task(_loop(app[jobs], config.jobs_interval), name="booking-jobs")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
-
-
-async def _loop(jobs: Jobs, interval: float) -> None:
-    while True:
-        try:
-            # The events of one pass share a correlation id, as those of one request do.
-            with structlog.contextvars.bound_contextvars(correlationId=f"jobs-{uuid.uuid4()}"):
-                done = await jobs.run_once()
-        except Exception:  # the database was away, say: the next pass tries again
-            log.exception("booking_jobs_failed")
-        else:
-            if any(done.values()):
-                log.info("booking_jobs_ran", **done)
-        await asyncio.sleep(interval)
+    return periodic_ctx("booking_jobs", config.jobs_interval, lambda app: app[jobs].run_once,
+                        task_name="booking-jobs", correlation_prefix="jobs")

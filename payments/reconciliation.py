@@ -15,16 +15,13 @@ Each step is also callable on its own (`now=` lets a test be "later").
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 from aiohttp import web
 
+from common.periodic import CleanupContext, periodic_ctx
 from payments import db
 from payments.cancellations import Cancellations
 from payments.config import Config
@@ -121,37 +118,10 @@ class Reconciler:
                     + await db.forget_intent_requests(conn, moment - self._idempotency_ttl))
 
 
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
-
-
 def jobs_ctx(config: Config, reconciler: web.AppKey[Reconciler]) -> CleanupContext:
-    """Runs reconciliation every `jobs_interval` seconds in the background (not at all when 0)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if not config.jobs_interval:
-            yield
-            return
-        task = asyncio.create_task(_loop(app[reconciler], config.jobs_interval),
-                                   name="payments-reconciliation")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
-
-
-async def _loop(reconciler: Reconciler, interval: float) -> None:
-    while True:
-        try:
-            # The events of one pass share a correlation id, as those of one request do.
-            with structlog.contextvars.bound_contextvars(correlationId=f"reconcile-{uuid.uuid4()}"):
-                done = await reconciler.run_once()
-        except StripeUnavailable:
-            log.warning("reconciliation_deferred")  # Stripe is down: the next pass tries again
-        except Exception:  # the database was away, say: the next pass tries again
-            log.exception("reconciliation_failed")
-        else:
-            if any(done.values()):
-                log.info("reconciliation_ran", **done)
-        await asyncio.sleep(interval)
+    """Runs reconciliation every `jobs_interval` seconds in the background (not at all when 0);
+    a pass that finds Stripe away is logged as deferred."""
+    return periodic_ctx("reconciliation", config.jobs_interval,
+                        lambda app: app[reconciler].run_once,
+                        task_name="payments-reconciliation", correlation_prefix="reconcile",
+                        deferred=(StripeUnavailable,))
