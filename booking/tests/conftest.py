@@ -30,7 +30,7 @@ from catalog.app import create_app as create_catalog_app
 from catalog.config import Config as CatalogConfig
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from common.bus import CONSUMERS, EXCHANGE, Event
-from common.bus.testing import QueueReader, body_json
+from common.bus.testing import EventProbe, QueueReader
 from common.config import load_config
 from common.db import migrate
 from common.http.metrics import METRICS
@@ -222,32 +222,11 @@ async def reader(booking_amqp_url: str) -> AsyncIterator[QueueReader]:
     await reader.close()
 
 
-class Probe:
-    """A queue bound to `booking.*` on the exchange: what booking published, as others see it."""
-
-    def __init__(self, reader: QueueReader, name: str) -> None:
-        self.reader, self.name = reader, name
-        self.seen: list[dict[str, Any]] = []
-
-    async def events(self, booking_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
-        """Everything received so far about one booking (optionally of one type)."""
-        for message in await self.reader.get_all(self.name):
-            self.seen.append(body_json(message))
-        return [e for e in self.seen if e["data"].get("bookingId") == booking_id
-                and (event_type is None or e["eventType"] == event_type)]
-
-    async def wait_for(self, booking_id: str, event_type: str,
-                       timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109 - a poll deadline
-        found = await eventually(lambda: self.events(booking_id, event_type), timeout=timeout,
-                                 message=f"{event_type} for {booking_id}")
-        return found[0]
-
-
 @pytest.fixture
-async def probe(reader: QueueReader) -> AsyncIterator[Probe]:
+async def probe(reader: QueueReader) -> AsyncIterator[EventProbe]:
     name = f"probe.booking.{uuid.uuid4().hex[:10]}"
     await reader.declare_probe(name, EXCHANGE, "booking.*")
-    yield Probe(reader, name)
+    yield EventProbe(reader, name)
     await reader.delete(name)
 
 

@@ -12,17 +12,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from booking.app_keys import JOBS
-from booking.tests.conftest import (
-    Catalog,
-    Probe,
-    book,
-    metric,
-    outbox,
-    publish_payment,
-    status_of,
-)
+from booking.tests.conftest import Catalog, book, metric, outbox, publish_payment, status_of
 from common.bus import BOOKING_PAYMENT_QUEUE, EXCHANGE, Event
-from common.bus.testing import QueueReader, headers
+from common.bus.testing import EventProbe, QueueReader, headers
 from common.testing import eventually
 
 
@@ -38,13 +30,13 @@ async def handled(client: TestClient, routing_key: str, outcome: str, count: int
 
 async def test_a_payment_confirms_the_booking_and_catalog_books_the_seats(
         booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
-        probe: Probe) -> None:
+        probe: EventProbe) -> None:
     departure = await catalog.departure()
     created = await book(booking, customer, departure, participants=2)
 
     await publish_payment(reader, "payment.succeeded", created)
 
-    event = await probe.wait_for(created["id"], "booking.confirmed")
+    event, *_ = await probe.wait_for(created["id"], "booking.confirmed")
     assert (event["data"]["status"], event["data"]["paymentStatus"]) == ("confirmed", "paid")
     assert event["data"]["totalAmount"] == created["totalAmount"]
     assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
@@ -59,7 +51,7 @@ async def _hold_is(catalog: Catalog, booking_id: str, state: str) -> bool:
 
 async def test_a_payment_delivered_three_times_confirms_once(
         *, booking: TestClient, catalog: Catalog, customer: dict[str, Any], reader: QueueReader,
-        probe: Probe, booking_db: asyncpg.Connection) -> None:
+        probe: EventProbe, booking_db: asyncpg.Connection) -> None:
     departure = await catalog.departure()
     created = await book(booking, customer, departure)
 

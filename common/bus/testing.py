@@ -14,6 +14,8 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp.commands import Basic
 from yarl import URL
 
+from common.testing import eventually
+
 
 class TcpProxy:
     """Forwards a local port to `target`. `stop()` closes the port and cuts every connection
@@ -155,3 +157,29 @@ def body_json(message: DeliveredMessage) -> Any:
 
 def headers(message: DeliveredMessage) -> dict[str, Any]:
     return dict(message.header.properties.headers or {})
+
+
+class EventProbe:
+    """A probe queue (see `QueueReader.declare_probe`) read as a log of events about things:
+    what a service published, as its consumers see it, picked out by one `data` field."""
+
+    def __init__(self, reader: QueueReader, name: str, *, key: str = "bookingId") -> None:
+        self.reader, self.name, self.key = reader, name, key
+        self.seen: list[dict[str, Any]] = []
+
+    async def events(self, value: str, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Everything received so far about `value` (optionally of one type), in order."""
+        for message in await self.reader.get_all(self.name):
+            self.seen.append(body_json(message))
+        return [e for e in self.seen if e["data"].get(self.key) == value
+                and (event_type is None or e["eventType"] == event_type)]
+
+    async def wait_for(self, value: str, event_type: str, count: int = 1,
+                       timeout: float = 15.0) -> list[dict[str, Any]]:  # noqa: ASYNC109 - a poll deadline
+        """Once `count` events of `event_type` about `value` arrived: all of them so far."""
+        async def arrived() -> list[dict[str, Any]] | None:
+            found = await self.events(value, event_type)
+            return found if len(found) >= count else None
+
+        return await eventually(arrived, timeout=timeout,
+                                message=f"{count} {event_type} for {value}")

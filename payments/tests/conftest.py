@@ -40,7 +40,7 @@ from catalog.app import create_app as create_catalog_app
 from catalog.config import Config as CatalogConfig
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from common.bus import CONSUMERS, EXCHANGE, Event
-from common.bus.testing import QueueReader, body_json
+from common.bus.testing import EventProbe, QueueReader
 from common.config import load_config
 from common.db import migrate
 from common.http.metrics import METRICS
@@ -293,35 +293,11 @@ async def reader(payments_amqp_url: str) -> AsyncIterator[QueueReader]:
     await reader.close()
 
 
-class Probe:
-    """A queue bound to `payment.*` on the exchange: what payments published, as others see it."""
-
-    def __init__(self, reader: QueueReader, name: str) -> None:
-        self.reader, self.name = reader, name
-        self.seen: list[dict[str, Any]] = []
-
-    async def events(self, booking_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
-        """Everything received so far about one booking (optionally of one type), in order."""
-        for message in await self.reader.get_all(self.name):
-            self.seen.append(body_json(message))
-        return [e for e in self.seen if e["data"].get("bookingId") == booking_id
-                and (event_type is None or e["eventType"] == event_type)]
-
-    async def wait_for(self, booking_id: str, event_type: str, count: int = 1,
-                       timeout: float = 15.0) -> list[dict[str, Any]]:  # noqa: ASYNC109 - a poll deadline
-        async def arrived() -> list[dict[str, Any]] | None:
-            found = await self.events(booking_id, event_type)
-            return found if len(found) >= count else None
-
-        return await eventually(arrived, timeout=timeout,
-                                message=f"{count} {event_type} for {booking_id}")
-
-
 @pytest.fixture
-async def probe(reader: QueueReader) -> AsyncIterator[Probe]:
+async def probe(reader: QueueReader) -> AsyncIterator[EventProbe]:
     name = f"probe.payments.{uuid.uuid4().hex[:10]}"
     await reader.declare_probe(name, EXCHANGE, "payment.*")
-    yield Probe(reader, name)
+    yield EventProbe(reader, name)
     await reader.delete(name)
 
 

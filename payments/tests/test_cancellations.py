@@ -14,13 +14,12 @@ import stripe
 
 from booking.tests.conftest import Catalog
 from common.bus import CONSUMERS, Event
-from common.bus.testing import QueueReader
+from common.bus.testing import EventProbe, QueueReader
 from common.testing import bearer, eventually, free_port
 from payments.tests.conftest import (
     Flow,
     MakeFlow,
     MakePayments,
-    Probe,
     booking_url,
     later,
     metric,
@@ -43,7 +42,7 @@ async def seats_released(catalog: Catalog, booking_id: str) -> bool:
 
 
 async def test_cancelling_a_paid_booking_refunds_it_in_full_by_default(
-        flow: Flow, customer: dict[str, Any], probe: Probe,
+        flow: Flow, customer: dict[str, Any], probe: EventProbe,
         payments_db: asyncpg.Connection) -> None:
     created, intent = await flow.paid_booking(customer)
     await eventually(lambda: flow.booking_state_is(customer, created["id"],
@@ -79,7 +78,7 @@ async def test_cancelling_an_unpaid_booking_cancels_its_intent(
 
 
 async def test_the_policy_refunds_its_share_of_a_confirmed_booking(
-        make_flow: MakeFlow, customer: dict[str, Any], probe: Probe) -> None:
+        make_flow: MakeFlow, customer: dict[str, Any], probe: EventProbe) -> None:
     flow = await make_flow(PAYMENTS_CANCEL_REFUND_PERCENT="50")
     created, intent = await flow.paid_booking(customer, participants=3)  # 13500
     await eventually(lambda: flow.booking_state_is(customer, created["id"],
@@ -95,7 +94,7 @@ async def test_the_policy_refunds_its_share_of_a_confirmed_booking(
 
 
 async def test_the_expiry_race_money_taken_as_the_hold_expired_is_refunded_in_full(
-        make_flow: MakeFlow, customer: dict[str, Any], probe: Probe,
+        make_flow: MakeFlow, customer: dict[str, Any], probe: EventProbe,
         payments_db: asyncpg.Connection) -> None:
     # Even with a policy that keeps half of a confirmed booking: this one never was.
     flow = await make_flow(webhooks=False, STRIPE_WEBHOOK_SECRET=SECRET,
@@ -133,7 +132,7 @@ async def test_the_expiry_race_money_taken_as_the_hold_expired_is_refunded_in_fu
 
 
 async def test_a_payment_recorded_before_booking_heard_of_it_is_refunded_in_full_on_expiry(
-        make_flow: MakeFlow, customer: dict[str, Any], probe: Probe) -> None:
+        make_flow: MakeFlow, customer: dict[str, Any], probe: EventProbe) -> None:
     flow = await make_flow(PAYMENTS_CANCEL_REFUND_PERCENT="50")
     # booking is slow to consume payment.succeeded: it expires the booking first.
     await flow.booking.app[CONSUMERS]["booking"].stop()
@@ -147,7 +146,7 @@ async def test_a_payment_recorded_before_booking_heard_of_it_is_refunded_in_full
 
 
 async def test_a_cancellation_delivered_again_refunds_once(
-        flow: Flow, customer: dict[str, Any], probe: Probe, reader: QueueReader) -> None:
+        flow: Flow, customer: dict[str, Any], probe: EventProbe, reader: QueueReader) -> None:
     created, intent = await flow.paid_booking(customer)
     await eventually(lambda: flow.booking_state_is(customer, created["id"],
                                                    ("confirmed", "paid")))
@@ -171,7 +170,7 @@ async def test_a_cancellation_delivered_again_refunds_once(
 
 
 async def test_a_cancellation_stripe_could_not_settle_is_settled_by_reconciliation(
-        flow: Flow, make_payments: MakePayments, customer: dict[str, Any], probe: Probe,
+        flow: Flow, make_payments: MakePayments, customer: dict[str, Any], probe: EventProbe,
         payments_db: asyncpg.Connection) -> None:
     created, intent = await flow.paid_booking(customer)
     # The only payments process listening to booking's events cannot reach Stripe.

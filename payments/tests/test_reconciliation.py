@@ -9,12 +9,12 @@ from typing import Any
 
 import asyncpg
 
+from common.bus.testing import EventProbe
 from common.testing import eventually
 from payments.tests.conftest import (
     Flow,
     MakeFlow,
     MakePayments,
-    Probe,
     booking_url,
     later,
     outbox,
@@ -31,7 +31,7 @@ async def paid_without_webhook(flow: Flow, who: dict[str, Any],
 
 
 async def test_a_payment_whose_webhook_was_lost_is_settled_by_reconciliation(
-        make_flow: MakeFlow, customer: dict[str, Any], probe: Probe,
+        make_flow: MakeFlow, customer: dict[str, Any], probe: EventProbe,
         payments_db: asyncpg.Connection) -> None:
     flow = await make_flow(webhooks=False)
     paid, paid_intent = await paid_without_webhook(flow, customer)
@@ -74,7 +74,7 @@ async def test_several_processes_reconciling_at_once_announce_each_payment_once(
 
 
 async def test_reconciliation_runs_in_the_background(
-        make_flow: MakeFlow, customer: dict[str, Any], probe: Probe) -> None:
+        make_flow: MakeFlow, customer: dict[str, Any], probe: EventProbe) -> None:
     flow = await make_flow(webhooks=False, PAYMENTS_JOBS_INTERVAL="0.2",
                            PAYMENTS_RECONCILE_AFTER="1")
 

@@ -11,16 +11,9 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from common.bus.testing import EventProbe
 from common.testing import bearer, eventually, free_port
-from payments.tests.conftest import (
-    Flow,
-    MakePayments,
-    Probe,
-    booking_url,
-    later,
-    outbox,
-    reconciler,
-)
+from payments.tests.conftest import Flow, MakePayments, booking_url, later, outbox, reconciler
 
 
 async def refund(payments: TestClient, who: dict[str, Any], payment_id: str,
@@ -32,7 +25,7 @@ async def refund(payments: TestClient, who: dict[str, Any], payment_id: str,
 
 
 async def test_a_partial_refund_then_the_rest_and_never_more_than_was_paid(
-        flow: Flow, customer: dict[str, Any], admin: dict[str, Any], probe: Probe,
+        flow: Flow, customer: dict[str, Any], admin: dict[str, Any], probe: EventProbe,
         payments_db: asyncpg.Connection) -> None:
     created, intent = await flow.paid_booking(customer)  # 9000 EUR
     payment_id, intent_id = intent["paymentId"], intent["paymentIntentId"]
@@ -105,7 +98,7 @@ async def test_refunds_are_for_administrators_and_paid_payments_only(
 
 
 async def test_a_refund_made_in_the_stripe_dashboard_is_recorded(
-        flow: Flow, customer: dict[str, Any], probe: Probe) -> None:
+        flow: Flow, customer: dict[str, Any], probe: EventProbe) -> None:
     created, intent = await flow.paid_booking(customer)
 
     made = await flow.stripe.refund(intent["paymentIntentId"], 2500)

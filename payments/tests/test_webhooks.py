@@ -14,14 +14,15 @@ import pytest
 import stripe
 
 from booking.tests.conftest import Catalog
+from common.bus.testing import EventProbe
 from common.testing import eventually
-from payments.tests.conftest import Flow, MakeFlow, Probe, outbox
+from payments.tests.conftest import Flow, MakeFlow, outbox
 
 SECRET = "whsec_tourbook_webhook_tests"
 
 
 async def test_paying_with_a_card_succeeds_the_payment_and_confirms_the_booking(
-        flow: Flow, customer: dict[str, Any], probe: Probe,
+        flow: Flow, customer: dict[str, Any], probe: EventProbe,
         payments_db: asyncpg.Connection) -> None:
     created = await flow.pending_booking(customer, participants=2, price=4500)
     intent = await flow.create_intent(customer, created)
@@ -44,7 +45,7 @@ async def test_paying_with_a_card_succeeds_the_payment_and_confirms_the_booking(
 
 
 async def test_a_declined_card_fails_the_payment_and_the_traveller_may_pay_again(
-        flow: Flow, customer: dict[str, Any], probe: Probe) -> None:
+        flow: Flow, customer: dict[str, Any], probe: EventProbe) -> None:
     created = await flow.pending_booking(customer)
     intent = await flow.create_intent(customer, created)
 
@@ -129,7 +130,7 @@ async def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(
 
 async def test_an_event_delivered_twice_is_applied_once(
         unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection,
-        probe: Probe) -> None:
+        probe: EventProbe) -> None:
     intent, payload = await paid_at_stripe(unhooked, customer)
 
     first = await unhooked.payments.post("/webhooks/stripe", data=payload,
