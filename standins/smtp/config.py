@@ -1,0 +1,35 @@
+"""The sink's settings: `SMTP_STANDIN_*` variables plus the shared ones of
+`common.config.BaseConfig`. `PORT` is its HTTP API; `SMTP_PORT` is where it receives mail. It
+refuses to run in production."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from common.config import BaseConfig, CsvList
+
+
+class Config(BaseConfig):
+    service: ClassVar[str] = "smtp-standin"
+    env_prefix: ClassVar[str] = "SMTP_STANDIN_"
+
+    port: int = Field(1080, ge=0, le=65535, description="Port of the HTTP API (GET /messages)")
+    smtp_port: int = Field(1025, ge=0, le=65535, description="Port that receives SMTP")
+    directory: str | None = Field(".run/mail", description=(
+        "Folder where every message is written as an .eml file (relative paths are taken from "
+        "the checkout); empty keeps them in memory only"))
+    keep: int = Field(1000, ge=1, description="Messages the HTTP API keeps (the newest)")
+    refuse: CsvList = Field((), description=(
+        "Recipients answered 550 (permanent), comma-separated addresses or *@domain"))
+    defer: CsvList = Field((), description=(
+        "Recipients answered 451 (try again later), comma-separated addresses or *@domain"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_in_production(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "production" in (values.get("APP_ENV"), values.get("env")):
+            raise ValueError("the SMTP sink is for development and tests: it refuses "
+                             "APP_ENV=production")
+        return values
