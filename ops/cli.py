@@ -70,7 +70,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         for stand_in in _stand_ins(configs, urls):
             commands[stand_in.name] = supervisor.python_module(stand_in.module)
             environ.update(stand_in.environ)
-            notes.append(f"{stand_in.name}: the local stand-in at {stand_in.url}")
+            notes.append(standins.describe(stand_in))
         commands["ops"] = supervisor.python_module(
             "ops.readiness", "--timeout", str(args.ready_timeout),
             *(f"{name}={url}" for name, url in urls.items()))
@@ -89,13 +89,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _stand_ins(configs: dict[Service, BaseConfig],
                urls: dict[str, str]) -> list[standins.StandIn]:
-    payments = next((c for s, c in configs.items() if s.name == "payments"), None)
-    found = None if payments is None else standins.stripe(
-        payments, urls.get("gateway", "http://127.0.0.1:8080"))
-    if payments is not None and found is None:
-        say("payments talks to Stripe itself (STRIPE_* keys set): forward its webhooks with "
-            "`stripe listen --forward-to localhost:8080/webhooks/stripe`")
-    return [found] if found else []
+    by_name = {service.name: config for service, config in configs.items()}
+    found = []
+    payments = by_name.get("payments")
+    if payments is not None:
+        stripe = standins.stripe(payments, urls.get("gateway", "http://127.0.0.1:8080"))
+        if stripe is None:
+            say("payments talks to Stripe itself (STRIPE_* keys set): forward its webhooks with "
+                "`stripe listen --forward-to localhost:8080/webhooks/stripe`")
+        found.append(stripe)
+    notify = by_name.get("notify")
+    if notify is not None:
+        sink = standins.smtp(notify)
+        if sink is None:
+            say("notify sends e-mail through the SMTP server of SMTP_HOST: no local sink")
+        found.append(sink)
+    return [stand_in for stand_in in found if stand_in is not None]
 
 
 def _refuse_busy_ports(configs: dict[Service, BaseConfig]) -> None:

@@ -1,6 +1,7 @@
-"""Local stand-ins for external SaaS that `up` runs beside the services: today the Stripe
-emulator (`standins.stripe`), which payments talks to in development unless real Stripe keys are
-configured."""
+"""Local stand-ins for external SaaS that `up` runs beside the services: the Stripe emulator
+(`standins.stripe`), which payments talks to in development unless real Stripe keys are
+configured, and the SMTP sink (`standins.smtp`), which receives notify's e-mail unless a real
+SMTP server is configured."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import importlib.util
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from common.config import BaseConfig, is_placeholder
+from common.config import BaseConfig, ConfigError, is_placeholder, load_config
+from ops.errors import OpsError
 
 STRIPE_STANDIN_URL = "http://127.0.0.1:12111"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -49,3 +51,36 @@ def stripe(payments: BaseConfig, gateway_url: str) -> StandIn | None:
         "STRIPE_STANDIN_WEBHOOK_URL": gateway_url.rstrip("/") + "/webhooks/stripe",
         "STRIPE_STANDIN_WEBHOOK_SECRET": str(getattr(payments, "stripe_webhook_secret", "")),
     })
+
+
+def smtp(notify: BaseConfig) -> StandIn | None:
+    """The SMTP sink, when notify sends to a loopback SMTP server without TLS (the development
+    default, 127.0.0.1:1025); None when it sends to a real server. It listens where notify
+    sends; its HTTP API, where the received messages can be read, is `StandIn.url` (port
+    `SMTP_STANDIN_PORT`, 1080 by default)."""
+    if importlib.util.find_spec("standins.smtp") is None:
+        return None
+    host: str = getattr(notify, "smtp_host", "")
+    port: int | None = getattr(notify, "smtp_port", None)
+    if host not in _LOOPBACK or port is None or getattr(notify, "smtp_security", "none") != "none":
+        return None
+    sink_config: type[BaseConfig] = importlib.import_module("standins.smtp.config").Config
+    try:
+        http_port = getattr(load_config(sink_config), "port", 1080)
+    except ConfigError as exc:
+        raise OpsError(str(exc)) from None
+    http_host = "127.0.0.1" if host == "localhost" else host
+    url = f"http://{f'[{http_host}]' if ':' in http_host else http_host}:{http_port}"
+    return StandIn("smtp", "standins.smtp", url, {
+        "SMTP_STANDIN_HOST": http_host,
+        "SMTP_STANDIN_SMTP_PORT": str(port),
+        "SMTP_STANDIN_PORT": str(http_port),
+    })
+
+
+def describe(stand_in: StandIn) -> str:
+    """The line `up` prints under its URL table."""
+    if stand_in.name == "smtp":
+        return (f"smtp: e-mail is caught by the local sink; read it at {stand_in.url}/messages "
+                "or as .eml files in .run/mail/")
+    return f"{stand_in.name}: the local stand-in at {stand_in.url}"
