@@ -43,7 +43,8 @@ class Consumer:
 
     `prefetch` bounds the unacked messages the broker sends ahead; `concurrency` bounds the
     handlers running at once. A handler that raises (or exceeds `handler_timeout`) is retried
-    through the queue's retry queues, then dead-lettered, per its `QueueSpec`.
+    through the queue's retry queues, then dead-lettered, per its `QueueSpec`. One that raises
+    `MalformedEventError` (data that can never be handled) is dead-lettered at once.
     """
 
     def __init__(self, queue: QueueSpec, *, name: str | None = None, prefetch: int = 32,
@@ -233,6 +234,11 @@ class Consumer:
     async def _failed(self, message: DeliveredMessage, event: Event, attempt: int,
                       exc: Exception, started: float) -> None:
         spec = self.queue
+        if isinstance(exc, MalformedEventError):
+            # The data will not get better with time: no retry, straight to the DLQ.
+            self.metrics.failed.labels(self.name, event.event_type).inc()
+            await self._dead_letter(message, event, redelivery.MALFORMED, str(exc), started)
+            return
         busy = isinstance(exc, _ClaimBusyError)
         if not busy:
             self.metrics.failed.labels(self.name, event.event_type).inc()
@@ -256,8 +262,8 @@ class Consumer:
         self._done(event, outcome, started, attempt=attempt, error=exc)
 
     async def _dead_letter(self, message: DeliveredMessage, event: Event | None, reason: str,
-                           error: str) -> None:
-        started = time.perf_counter()
+                           error: str, started: float | None = None) -> None:
+        started = time.perf_counter() if started is None else started
         routing_key = redelivery.original_routing_key(message)
         exchange, dlq_key = redelivery.dead_letter_target(self.queue)
         headers = redelivery.failure_headers(

@@ -20,6 +20,7 @@ from common.bus import (
     Consumer,
     Event,
     HandlerContext,
+    MalformedEventError,
     Publisher,
     QueueSpec,
     websocket_queue,
@@ -139,6 +140,29 @@ async def test_malformed_or_unhandled_messages_go_straight_to_the_dlq_and_the_co
     errors = [h["x-error-message"] for h in dead]
     assert any("not JSON" in error for error in errors)
     assert any("KeyError" in error for error in errors)
+
+
+async def test_a_handler_refusing_the_data_as_malformed_dead_letters_it_without_retries(
+        *, bus: BusConnection, spec: QueueSpec, topic: str, reader: QueueReader,
+        start_consumer: StartConsumer) -> None:
+    consumer = Consumer(spec)
+    attempts: list[int] = []
+
+    @consumer.handler(f"{topic}.checked")
+    async def checked(event: Event, ctx: HandlerContext) -> None:
+        attempts.append(ctx.attempt)
+        if "bookingId" not in event.data:
+            raise MalformedEventError("data.bookingId is required")
+
+    await start_consumer(consumer)
+    await Publisher(bus).publish(Event.new(f"{topic}.checked", {"nothing": 1}))
+
+    [dead] = await reader.take(spec.dlq, 1)
+    assert headers(dead)["x-dead-letter-reason"] == "malformed"
+    assert "data.bookingId is required" in headers(dead)["x-error-message"]
+    assert attempts == [1]
+    assert sample(consumer, "events_dead_lettered_total", routing_key=f"{topic}.checked",
+                  reason="malformed") == 1
 
 
 async def test_ignored_routing_keys_are_acked_without_a_handler(
