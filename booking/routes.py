@@ -12,3 +12,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/bookings/{id}/cancel", views.cancel_booking)
     app.router.add_patch("/api/bookings/{id}/status", views.set_status)
     app.router.add_patch("/api/bookings/{id}/payment-status", views.set_payment_status)
+    app.router.add_get("/internal/bookings/{id}", views.internal_booking)

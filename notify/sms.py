@@ -1,0 +1,81 @@
+"""SMS through a provider: a Twilio-style REST API (`HttpSms`) or, in development, the log
+(`LogSms`). Failures are sorted as for e-mail: the provider refusing the message (a 4xx such as
+an invalid number) is permanent; no answer, a timeout, 429 and 5xx are transient, and so are
+401/403 (our credentials, ours to fix: the event is retried, then replayable)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Protocol
+
+import aiohttp
+import structlog
+
+from notify.failures import SendFailed
+from notify.formatting import mask
+
+log = structlog.get_logger(__name__)
+
+_TRANSIENT = frozenset({401, 403, 408, 409, 425, 429})
+
+
+class SmsSender(Protocol):
+    async def send(self, to: str, body: str) -> str | None:
+        """Hands the text to the provider; its id of the message. Raises SendFailed."""
+
+
+class LogSms:
+    """Development: the SMS is written to the log instead of being sent."""
+
+    async def send(self, to: str, body: str) -> str | None:
+        log.info("sms_logged", to=mask(to), body=body)
+        return f"log-{uuid.uuid4()}"
+
+
+class HttpSms:
+    """POST `To`, `From`, `Body` as a form, with HTTP Basic auth (account id, token), as
+    Twilio's Messages API takes them; the JSON answer's `sid` is the message's id."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, *, account_sid: str,
+                 auth_token: str, sender: str, timeout: float) -> None:
+        self._session = session
+        self.url = url
+        self._headers = {"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)}
+        self.sender = sender
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send(self, to: str, body: str) -> str | None:
+        form = {"To": to, "From": self.sender, "Body": body}
+        try:
+            async with self._session.post(self.url, data=form, headers=self._headers,
+                                          timeout=self._timeout) as resp:
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendFailed(f"SMS provider unreachable: {str(exc) or type(exc).__name__}",
+                             permanent=False) from exc
+        if 200 <= status < 300:
+            return _sid(text)
+        detail = f"SMS provider answered {status}: {_message(text)}"
+        raise SendFailed(detail, permanent=400 <= status < 500 and status not in _TRANSIENT)
+
+
+def _sid(text: str) -> str | None:
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    sid = answer.get("sid") if isinstance(answer, dict) else None
+    return str(sid) if sid else None
+
+
+def _message(text: str) -> str:
+    """The provider's own words (Twilio: `message`), short; never our request."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return text[:200]
+    if isinstance(answer, dict) and answer.get("message"):
+        return str(answer["message"])[:200]
+    return text[:200]
