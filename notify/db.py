@@ -44,12 +44,16 @@ async def open_delivery(conn: asyncpg.Connection, *, event_id: uuid.UUID, event_
                         channel: str, recipient: str, user_id: uuid.UUID | None,
                         booking_id: uuid.UUID | None, template: str,
                         subject: str | None) -> asyncpg.Record:
-    """The row of this message: new and pending, or as an earlier delivery of the event left it."""
+    """The row of the event's message on this channel: new and pending, or as an earlier
+    delivery of the event left it; one still to be sent takes the recipient known now."""
     return await conn.fetchrow(
         f"""INSERT INTO deliveries AS d (id, event_id, event_type, channel, recipient, user_id,
                                          booking_id, template, subject)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (event_id, channel, recipient) DO UPDATE SET event_type = d.event_type
+            ON CONFLICT (event_id, channel) DO UPDATE
+               SET recipient = CASE WHEN d.status = 'pending'
+                                         OR (d.status = 'failed' AND NOT d.permanent)
+                                    THEN EXCLUDED.recipient ELSE d.recipient END
             RETURNING {COLUMNS}""",
         uuid.uuid4(), event_id, event_type, channel, recipient, user_id, booking_id, template,
         subject)

@@ -1,6 +1,6 @@
 """Sending an event's messages once per channel, through the delivery log.
 
-Each message's row (event, channel, recipient) is written before it is sent; a later delivery
+Each message's row (event and channel) is written before it is sent; a later delivery
 of the same event finds it and sends nothing that is sent, skipped or refused for good. So a
 retry after the e-mail went out but the SMS failed sends only the SMS. Together with the
 consumer's Redis claim on the event (`processed:<eventId>`), a duplicate event sends nothing.
@@ -23,7 +23,7 @@ import structlog
 from common.bus import Event
 from notify import db
 from notify.failures import SendFailed
-from notify.formatting import mask
+from notify.formatting import mask, masked_in
 from notify.mail import Mailer
 from notify.metrics import NotifyMetrics
 from notify.notices import Notice
@@ -105,7 +105,8 @@ class Deliveries:
 
     async def _failed(self, notice: Notice, row: asyncpg.Record, exc: SendFailed, *,
                       attempt: int, last_attempt: bool) -> str | None:
-        error = str(exc)
+        # The error reaches logs and dead letters too, where recipients are shown masked.
+        error = masked_in(str(exc), notice.recipient)
         if exc.permanent:
             row = await self._update(db.mark_failed, row["id"], error, permanent=True)
         elif last_attempt:

@@ -1,8 +1,8 @@
 """The events notify consumes and the data it needs of each, checked before anything is sent.
 
-Data that lacks what a message needs (no bookingId, an invalid e-mail...) is malformed: the
-consumer's key function checks it, so the runtime sends the event to the dead-letter queue at
-once (reason `bad-key`) instead of retrying what can never succeed. Unknown fields are ignored:
+Data that lacks what a message needs (no bookingId, an invalid e-mail...) is malformed: `parse`
+raises MalformedEventError, which the consumer runtime sends to the dead-letter queue at once
+(reason `malformed`) instead of retrying what can never succeed. Unknown fields are ignored:
 producers may add fields without breaking notify.
 """
 
@@ -146,9 +146,8 @@ def parse(event: Event) -> Data:
 
 def ordering_key(event: Event) -> str:
     """The consumer's key function: one booking's events (and one departure's alerts) are
-    handled in order. It parses the data, so a malformed event fails here, before any effect."""
-    data = parse(event)
-    if isinstance(data, AvailabilityData):
-        return f"departure:{data.tour_id}:{data.tour_date.isoformat()}"
-    return f"booking:{data.booking_id}"
+    handled in order. It reads the ids as they come; the handler checks the data (`parse`)."""
+    if event.event_type == AVAILABILITY_LOW:
+        return f"departure:{event.data.get('tourId')}:{event.data.get('tourDate')}"
+    return f"booking:{event.data.get('bookingId')}"
 

@@ -7,6 +7,7 @@ decimals, Stripe's zero-decimal ones (JPY, KRW...) none, and a few three. 8999 E
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -48,3 +49,11 @@ def mask(recipient: str) -> str:
         local, _, domain = recipient.partition("@")
         return f"{local[:1]}***@{domain}"
     return f"{recipient[:3]}***{recipient[-2:]}" if len(recipient) > 6 else "***"
+
+
+def masked_in(text: str, recipient: str) -> str:
+    """`text` (a server's or provider's error) with `recipient` masked wherever it is quoted:
+    SMTP servers echo the address they refuse, SMS providers the number."""
+    if not recipient:
+        return text
+    return re.sub(re.escape(recipient), mask(recipient), text, flags=re.IGNORECASE)

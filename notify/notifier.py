@@ -2,10 +2,10 @@
 
 Handlers are declared `idempotent="redis"`: the runtime claims `processed:<eventId>` (SET NX,
 24 h once done) around each, so a duplicate event is acked without running; the delivery log
-does the rest (see `deliveries`). Events of one booking run in order (the key function), and
-the key function checks the data first, so a malformed event goes to the dead-letter queue at
-once. Routing keys of the queue's bindings that notify has no message for (a future
-`booking.created`...) are acked and logged as ignored.
+does the rest (see `deliveries`). Events of one booking run in order (the key function); data
+the messages cannot be made of raises MalformedEventError before anything is written or sent,
+and the event goes to the dead-letter queue at once. Routing keys of the queue's bindings that
+notify has no message for (a future `booking.created`...) are acked and logged as ignored.
 """
 
 from __future__ import annotations

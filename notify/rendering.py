@@ -67,7 +67,8 @@ class Templates:
 
     def sms(self, name: str, context: Mapping[str, Any]) -> str:
         text = re.sub(r"\s+", " ", self._render(f"{name}.txt", context)).strip()
-        return text if len(text) <= SMS_MAX else text[:SMS_MAX - 1] + "…"
+        # "...", not "…": a character outside GSM-7 would bill every segment as UCS-2.
+        return text if len(text) <= SMS_MAX else text[:SMS_MAX - 3] + "..."
 
     def _render(self, template: str, context: Mapping[str, Any]) -> str:
         return self._env.get_template(template).render(context)

@@ -50,7 +50,8 @@ class HttpSms:
         try:
             async with self._session.post(self.url, data=form, headers=self._headers,
                                           timeout=self._timeout) as resp:
-                text = await resp.text()
+                # Undecodable bytes must not hide the status: a 2xx was taken, whatever follows.
+                text = await resp.text(errors="replace")
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendFailed(f"SMS provider unreachable: {str(exc) or type(exc).__name__}",
@@ -71,11 +72,12 @@ def _sid(text: str) -> str | None:
 
 
 def _message(text: str) -> str:
-    """The provider's own words (Twilio: `message`), short; never our request."""
+    """The provider's own words (Twilio: `message`), on one line and short; never our
+    request. A body that is not JSON (a proxy's HTML page...) is quoted as it is."""
     try:
         answer = json.loads(text)
     except ValueError:
-        return text[:200]
+        answer = None
     if isinstance(answer, dict) and answer.get("message"):
-        return str(answer["message"])[:200]
-    return text[:200]
+        text = str(answer["message"])
+    return " ".join(text.split())[:200]

@@ -119,11 +119,12 @@ async def mail_to(sink: SmtpSink, address: str, count: int = 1,
 
 @dataclass
 class SmsProvider:
-    """Answers each POST with the next of `answers` (status, JSON), then 201 with a sid."""
+    """Answers each POST with the next of `answers` (status, and a JSON body or raw bytes as
+    text/plain), then 201 with a sid."""
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
-    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, Any] | bytes]] = field(default_factory=list)
 
     async def messages(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -131,6 +132,8 @@ class SmsProvider:
                               "authorization": request.headers.get("Authorization")})
         if self.answers:
             status, body = self.answers.pop(0)
+            if isinstance(body, bytes):
+                return web.Response(body=body, status=status, content_type="text/plain")
             return web.json_response(body, status=status)
         return web.json_response({"sid": f"SM{uuid.uuid4().hex}", "status": "queued"},
                                  status=201)

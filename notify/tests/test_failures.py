@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from common.bus import EXCHANGE, NOTIFICATION_QUEUE, Event
 from common.bus.dlq import replay, show
@@ -70,6 +71,29 @@ async def test_a_refused_recipient_is_failed_for_good_and_not_retried(scene: Sce
     assert scene.sink.messages == []
 
 
+@pytest.mark.parametrize("rule", ["refuse", "defer"])
+async def test_an_address_the_server_echoes_in_its_refusal_is_masked_in_logs(
+        scene: Scene, rule: str) -> None:
+    """Servers quote the recipient in their refusals (`550 5.1.1 <cy@...>: ...`); logs and
+    dead letters show recipients masked, the full address is in the delivery log only."""
+    ida = scene.traveller("Ida")
+    address = ida["user"]["email"]
+    scene.sink.set_rules(**{rule: [address]})
+    event = booking_event("booking.confirmed", ida)
+
+    with capture_logs() as logs:
+        await scene.publish(event)
+        row = await scene.delivery(event, status="failed" if rule == "refuse" else "pending")
+        await eventually(lambda: any(e["event"] == "event_consumed" for e in logs),
+                         message="the event's outcome logged")
+
+    assert row["recipient"] == address
+    assert address not in row["last_error"] and "i***@example.com" in row["last_error"]
+    mine = [e for e in logs if not e["event"].startswith("smtp_sink")]
+    assert [e for e in mine if e["event"] == "notification"]
+    assert [e for e in mine if address in str(e)] == []
+
+
 def _spoilt(spoil: str, good: Event) -> Event:
     data: dict[str, Any] = dict(good.data)
     if spoil == "no bookingId":
@@ -96,8 +120,8 @@ async def test_a_malformed_event_goes_to_the_dead_letter_queue_at_once_and_sends
 
     assert message.header.properties.message_id == event.event_id
     found = headers(message)
-    assert (found[DEAD_LETTER_REASON], found[ATTEMPTS]) == ("bad-key", 0)
-    assert scene.failed(event.event_type) == 0
+    assert (found[DEAD_LETTER_REASON], found[ATTEMPTS]) == ("malformed", 0)
+    assert scene.failed(event.event_type) == 1  # once: not retried
     assert await scene.deliveries(event) == {}
     assert scene.sink.messages == []
 

@@ -57,3 +57,18 @@ def test_a_template_missing_a_part_or_broken_stops_the_start(tmp_path: Path) -> 
 def test_a_value_a_template_needs_but_lacks_is_an_error_not_a_blank() -> None:
     with pytest.raises(jinja2.UndefinedError):
         Templates().email("booking_completed", {"name": "Cora"})
+
+
+def test_a_long_tour_title_never_cuts_the_link_out_of_an_sms() -> None:
+    url = "https://tourbook.example/bookings/4aa8c1e2-5d3b-4f7e-9a1c-2b3d4e5f6a7b"
+    context = {"tour_title": "Sunrise kayak and snorkelling along the Calanques " * 8,
+               "tour_date": date(2027, 3, 14), "participants": 2, "booking_url": url,
+               "pay_url": url, "expired": False, "refund": "coming",
+               "expires_at": datetime(2027, 3, 1, 10, 15, tzinfo=UTC)}
+
+    for name in ("sms_booking_confirmed", "sms_booking_cancelled", "sms_payment_failed"):
+        text = Templates().sms(name, context)
+
+        assert len(text) <= 320, text  # the title is shortened, not the link
+        assert text.endswith(url) and "Sunrise kayak" in text
+        assert "…" not in text  # outside GSM-7, it would bill every segment as UCS-2

@@ -4,6 +4,7 @@ get a skipped row saying why. A retry after the e-mail went out sends only the S
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 import pytest
@@ -118,14 +119,16 @@ async def test_a_provider_outage_retries_only_the_sms_the_e_mail_is_not_sent_twi
 async def test_a_number_the_provider_refuses_is_failed_for_good(
         sms_scene: Scene, sms_provider: SmsProvider) -> None:
     max_ = await traveller(sms_scene, "Max")
-    sms_provider.answers.append((400, {"code": 21211, "status": 400,
-                                       "message": "The 'To' number is not a valid phone number"}))
+    sms_provider.answers.append((400, {
+        "code": 21211, "status": 400,
+        "message": f"The 'To' number {PHONE} is not a valid phone number."}))
     event = await sms_scene.publish(booking_event("booking.confirmed", max_))
 
     row = await sms_scene.delivery(event, "sms", status="failed")
 
     assert (row["attempts"], row["permanent"]) == (1, True)
-    assert "400: The 'To' number is not a valid phone number" in row["last_error"]
+    # Twilio quotes the number; like the logs, the error shows it masked.
+    assert "400: The 'To' number +33***32 is not a valid phone number." in row["last_error"]
     await eventually(lambda: sms_scene.consumed("booking.confirmed") == 1)
     assert len(sms_provider.requests) == 1
     await sms_scene.mail_to(max_["user"]["email"])
@@ -148,3 +151,56 @@ async def test_with_sms_off_every_sms_is_skipped(make_scene: MakeScene) -> None:
     row = await scene.delivery(event, "sms", status="skipped")
 
     assert row["last_error"].startswith("SMS is turned off")
+
+
+async def test_an_sms_the_provider_took_is_sent_once_whatever_its_answer_s_body(
+        sms_scene: Scene, sms_provider: SmsProvider) -> None:
+    """A 2xx is the provider's word that it took the text: an answer that is not JSON, nor
+    even text, must not make notify send it again."""
+    pia = await traveller(sms_scene, "Pia")
+    sms_provider.answers.append((201, b"\xff\xfe queued \x81"))
+    event = await sms_scene.publish(booking_event("booking.confirmed", pia))
+
+    row = await sms_scene.delivery(event, "sms", status="sent")
+
+    assert (row["attempts"], row["provider_id"]) == (1, None)
+    await eventually(lambda: sms_scene.consumed("booking.confirmed") == 1)
+    assert len(sms_provider.to(PHONE)) == 1
+
+
+async def test_a_refusal_that_is_not_json_is_still_a_refusal(
+        sms_scene: Scene, sms_provider: SmsProvider) -> None:
+    quin = await traveller(sms_scene, "Quin")
+    sms_provider.answers.append((400, b"<html>\n<body>Bad \xe9 Request</body>\n</html>"))
+    event = await sms_scene.publish(booking_event("booking.confirmed", quin))
+
+    row = await sms_scene.delivery(event, "sms", status="failed")
+
+    assert (row["attempts"], row["permanent"]) == (1, True)
+    assert row["last_error"].startswith("SMS provider answered 400: <html> <body>Bad")
+
+
+async def test_a_number_changed_before_the_retry_gets_no_second_sms(
+        make_scene: MakeScene, sms_provider: SmsProvider) -> None:
+    """The SMS went out, the e-mail is to be retried, and the traveller changes their number
+    meanwhile: the retry sends the e-mail, not the same SMS again to the new number."""
+    old, new = "+4915112345678", "+4915187654321"
+    first = await make_scene(**http_sms_env(sms_provider))
+    ray = await traveller(first, "Ray", phone=old)
+    first.sink.set_rules(defer=[ray["user"]["email"]])
+    event = await first.publish(booking_event("booking.confirmed", ray, contact_phone=None))
+    await first.delivery(event, "sms", status="sent", recipient=old)
+    await first.delivery(event, "email", status="pending", attempts=1)
+    await first.notify.close()  # the retry waits in the queue while the number changes
+    await first.set_profile(ray, phone=new)
+    first.sink.set_rules()
+
+    scene = await make_scene(**http_sms_env(sms_provider))
+
+    await scene.delivery(event, "email", status="sent")
+    await eventually(lambda: scene.consumed("booking.confirmed") == 1)
+    assert [r["form"]["To"] for r in sms_provider.requests] == [old]
+    [sms] = await scene.db.fetch(
+        "SELECT recipient, status FROM deliveries WHERE event_id = $1 AND channel = 'sms'",
+        uuid.UUID(event.event_id))
+    assert (sms["recipient"], sms["status"]) == (old, "sent")
