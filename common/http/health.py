@@ -25,12 +25,20 @@ class Health:
     draining: bool = False
     section: str = "checks"
     """The key the checks are reported under: the gateway reports its upstreams as `services`."""
+    figures: dict[str, Callable[[], object]] = field(default_factory=dict)
+    """Live figures of the service reported beside the checks (realtime's connection count)."""
     _running: dict[bool, asyncio.Task[tuple[bool, dict[str, dict[str, object]]]]] = field(
         default_factory=dict, repr=False)
 
     def add(self, name: str, check: Check, *, critical: bool = True) -> None:
         """`critical` checks decide readiness; the others only make `/health` degraded."""
         self.checks[name] = (check, critical)
+
+    def add_figure(self, name: str, value: Callable[[], object]) -> None:
+        """Report `value()` (JSON-serialisable, cheap) under `name` in every `/health` body."""
+        if name in _REPORT_KEYS or name == self.section:
+            raise ValueError(f"{name!r} is a key of the health report itself")
+        self.figures[name] = value
 
     async def _run(self, check: Check) -> dict[str, object]:
         started = time.perf_counter()
@@ -72,6 +80,7 @@ class Health:
 
 
 HEALTH: web.AppKey[Health] = web.AppKey("health", Health)
+_REPORT_KEYS = frozenset({"status", "service", "timestamp", "uptime"})
 
 
 async def health_view(request: web.Request) -> web.Response:
@@ -82,6 +91,7 @@ async def health_view(request: web.Request) -> web.Response:
         "service": health.service,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "uptime": round(time.monotonic() - health.started, 1),
+        **{name: value() for name, value in health.figures.items()},
         health.section: checks,
     }
     return web.json_response(body, status=200 if ok else 503)

@@ -125,3 +125,14 @@ async def test_a_burst_of_health_calls_checks_each_dependency_once(app):
     answers = await asyncio.gather(*burst)
     assert all(ok for ok, _ in answers) and len(calls) == 1
     assert (await health.report())[0] and len(calls) == 2  # the next one checks anew
+
+
+async def test_live_figures_are_reported_beside_the_checks(aiohttp_client, app):
+    connections = [3]
+    app[HEALTH].add_figure("connections", lambda: connections[0])
+    with pytest.raises(ValueError, match="a key of the health report"):
+        app[HEALTH].add_figure("status", lambda: "ok")
+    client = await aiohttp_client(app)
+    assert (await get(client, "/health"))[1]["connections"] == 3
+    connections[0] = 0
+    assert (await get(client, "/health"))[1]["connections"] == 0
