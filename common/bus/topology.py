@@ -77,14 +77,16 @@ class QueueSpec:
 def websocket_queue(instance: str, *, max_attempts: int = 1) -> QueueSpec:
     """The per-process broadcast queue of a realtime replica: every replica gets every event.
 
-    Exclusive and auto-deleted with its connection. No retries by default: a stale availability
-    push is worth less than the next one; a failure lands in the shared
-    `websocket_availability_queue.dlq`.
+    Bound to `tour.availability.*` (pushed to every browser, or to those following the tour) and
+    to `booking.*` (pushed to the booking's own user, wherever that user is connected).
+    Exclusive and auto-deleted with its connection. No retries by default: a stale push is worth
+    less than the next one; a failure lands in the shared `websocket_availability_queue.dlq`.
     """
     return QueueSpec(
-        name=f"{WEBSOCKET_QUEUE_BASE}.{instance}", bindings=("tour.availability.*",),
+        name=f"{WEBSOCKET_QUEUE_BASE}.{instance}", bindings=("tour.availability.*", "booking.*"),
         durable=False, exclusive=True, auto_delete=True, max_attempts=max_attempts,
         dead_letter_key=WEBSOCKET_QUEUE_BASE)
+
 
 TOUR_CATALOG_QUEUE = QueueSpec("tour_catalog_queue", ("booking.confirmed", "booking.cancelled"))
 NOTIFICATION_QUEUE = QueueSpec(

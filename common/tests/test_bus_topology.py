@@ -38,7 +38,7 @@ def test_each_realtime_process_gets_its_own_exclusive_broadcast_queue() -> None:
 
     assert one.name == "websocket_availability_queue.pod-a"
     assert one.name != two.name
-    assert one.bindings == ("tour.availability.*",)
+    assert one.bindings == ("tour.availability.*", "booking.*")
     assert one.exclusive and one.auto_delete and not one.durable
     assert one.dlq == two.dlq == "websocket_availability_queue.dlq"
 

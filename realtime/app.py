@@ -1,0 +1,119 @@
+"""Builds the realtime app: `create_app(config)` does no I/O; resources open in cleanup contexts.
+
+Shutdown: the listener closes, then (on_shutdown) the consumer drains and every client is closed
+with 1001 GOING_AWAY, each within the close timeout; then the contexts close in reverse: the
+hub's timers, the bus, the token verifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import WSCloseCode, web
+
+from common.bus import (
+    BUS,
+    BUS_METRICS,
+    CONSUMERS,
+    QueueSpec,
+    bus_ctx,
+    health_checks,
+    websocket_queue,
+)
+from common.bus.topology import DURABLE_QUEUES
+from common.http import service_app, verifier_ctx
+from common.http.health import HEALTH
+from common.http.metrics import METRICS
+from realtime.app_keys import CONFIG, EVENTS, HUB, REALTIME_METRICS
+from realtime.config import Config, default_instance
+from realtime.events import Events, build_consumer
+from realtime.hub import Hub
+from realtime.metrics import RealtimeMetrics
+from realtime.routes import setup_routes
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(config: Config) -> web.Application:
+    app = service_app(config, title="tourbook realtime", description=(
+        "WebSockets pushing live seat availability to browsers, and each user's own booking "
+        "changes."))
+    metrics = RealtimeMetrics(app[METRICS].registry)
+    hub = Hub(metrics, max_subscriptions=config.max_subscriptions,
+              send_timeout=config.send_timeout, close_timeout=config.close_timeout)
+    app[CONFIG], app[REALTIME_METRICS], app[HUB] = config, metrics, hub
+    # The process's own broadcast queue, declared with the rest of the topology on every
+    # (re)connect; the consumer declares it again whenever it subscribes.
+    queue = websocket_queue(config.instance or default_instance())
+    app.cleanup_ctx.extend([
+        verifier_ctx(config),
+        bus_ctx(config.amqp_url, name="realtime", registry=app[METRICS].registry,
+                topology=(*DURABLE_QUEUES, queue)),
+        _events_ctx(queue),
+        _health_ctx(),
+        _hub_ctx(config),
+    ])
+    app.on_shutdown.append(_close_clients)
+    app[HEALTH].add_figure("connections", lambda: len(hub))
+    setup_routes(app)
+    return app
+
+
+def _events_ctx(queue: QueueSpec) -> CleanupContext:
+    """The consumer of `queue`, once the bus is open; registered for the bus's health checks.
+    Shutdown stops it before the clients are closed; this stops it if that did not happen."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        consumer = build_consumer(queue, app[HUB], app[REALTIME_METRICS])
+        consumer.metrics = app[BUS_METRICS]
+        await consumer.start(app[BUS])
+        app[CONSUMERS][consumer.name] = consumer
+        app[EVENTS] = events = Events(consumer)
+        yield
+        await events.stop()
+
+    return ctx
+
+
+def _health_ctx() -> CleanupContext:
+    """The broker and the consumer, not critical: without the broker, clients stay connected
+    and get events again as soon as it is back; refusing them meanwhile would gain nothing."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        for name, check in health_checks(app).items():
+            app[HEALTH].add(name, check, critical=False)
+        yield
+
+    return ctx
+
+
+def _hub_ctx(config: Config) -> CleanupContext:
+    """The heartbeats to every client and the watchdog of stalled sends."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        hub = app[HUB]
+        tasks = [asyncio.create_task(hub.heartbeat(config.heartbeat_interval),
+                                     name="realtime-heartbeat"),
+                 asyncio.create_task(hub.watch_sends(), name="realtime-send-watchdog")]
+        if config.protocol_heartbeat:
+            tasks.append(asyncio.create_task(hub.protocol_heartbeat(config.protocol_heartbeat),
+                                             name="realtime-protocol-heartbeat"))
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
+
+
+async def _close_clients(app: web.Application) -> None:
+    """No more events in, then every client told we are going away (browsers reconnect, to
+    another replica or to this one restarted)."""
+    app[HUB].accepting = False
+    if EVENTS in app:
+        await app[EVENTS].stop()
+    await app[HUB].close_all(WSCloseCode.GOING_AWAY, "server shutting down", "shutdown")

@@ -1,0 +1,80 @@
+"""The events realtime pushes, taken from this process's own broadcast queue: availability to every
+client (`low`) or to the tour's followers (`changed`), and booking changes to the booking's user.
+
+An event whose data cannot be routed (no tour id, no user id) is malformed for realtime: it goes
+straight to `websocket_availability_queue.dlq` (reason `malformed`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.bus import Consumer, Event, HandlerContext, MalformedEventError, QueueSpec
+from realtime import frames
+from realtime.hub import Hub
+from realtime.metrics import RealtimeMetrics
+from realtime.session import canonical_uuid
+
+BOOKING_EVENTS = ("booking.confirmed", "booking.cancelled", "booking.completed")
+# What a user's browser is told of its own booking: no contact details (e-mail, phone, name).
+BOOKING_FIELDS = ("bookingId", "tourId", "tourTitle", "tourDate", "participants", "totalAmount",
+                  "currency", "status", "paymentStatus", "cancelledAt", "cancellationReason")
+
+
+class UnroutableEvent(MalformedEventError):
+    """The event lacks what says who should receive it."""
+
+
+def build_consumer(queue: QueueSpec, hub: Hub, metrics: RealtimeMetrics) -> Consumer:
+    # Handlers queue frames and return: nothing here waits on a client.
+    consumer = Consumer(queue, name="realtime", prefetch=64)
+
+    @consumer.handler("tour.availability.low", key=_by_tour)
+    async def low(event: Event, ctx: HandlerContext) -> None:
+        metrics.events.labels(event.event_type).inc()
+        hub.broadcast(frames.event(event, event.data))
+
+    @consumer.handler("tour.availability.changed", key=_by_tour)
+    async def changed(event: Event, ctx: HandlerContext) -> None:
+        metrics.events.labels(event.event_type).inc()
+        tour = canonical_uuid(event.data.get("tourId"))
+        if tour is None:
+            raise UnroutableEvent("tour.availability.changed without a valid data.tourId")
+        if hub.follows(tour):
+            hub.to_tour(tour, frames.event(event, event.data))
+
+    async def booking(event: Event, ctx: HandlerContext) -> None:
+        metrics.events.labels(event.event_type).inc()
+        user = event.data.get("userId")
+        if not isinstance(user, str) or not user:
+            raise UnroutableEvent(f"{event.event_type} without data.userId")
+        if hub.connected(user):
+            data: dict[str, Any] = {name: event.data.get(name) for name in BOOKING_FIELDS}
+            hub.to_user(user, frames.event(event, data))
+
+    for event_type in BOOKING_EVENTS:
+        consumer.handler(event_type, key=_by_booking)(booking)
+    # Other events the bindings bring (future booking.* or availability types) are not pushed.
+    consumer.ignore("booking.*", "tour.availability.*")
+    return consumer
+
+
+def _by_tour(event: Event) -> str:
+    return f"tour:{event.data.get('tourId')}"
+
+
+def _by_booking(event: Event) -> str:
+    return f"booking:{event.data.get('bookingId')}"
+
+
+class Events:
+    """The running consumer; `stop()` drains it once, however often it is called."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self._stopped = False
+
+    async def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            await self.consumer.stop()
