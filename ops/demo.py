@@ -1,5 +1,6 @@
 """`./ops/dev demo`: a newcomer's journey through a running tourbook, step by step: register, log
-in, search, book, pay with a test card, wait for the confirmation, and show what moved.
+in, search, watch the tour live on a WebSocket, book, pay with a test card, wait for the
+confirmation, and show what moved: the seats, the frames pushed to the browser, the e-mail sent.
 
 It talks to the gateway like any client would. Only the card payment goes elsewhere: in a browser
 Stripe.js confirms the PaymentIntent with Stripe; here the payments service's own Stripe settings
@@ -8,17 +9,23 @@ Stripe.js confirms the PaymentIntent with Stripe; here the payments service's ow
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import json
 import secrets
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+
+import aiohttp
 
 from common.config import load_config
 from ops import standins
@@ -108,14 +115,17 @@ def run(gateway: str, query: str, say: Callable[[str], None], *, within: float =
     health = journey.call("GET", "/health").body or {}
     for name, check in sorted(health.get("services", {}).items()):
         say(f"   {name:<10} {check.get('status')}")
-    sign_up(journey)
+    email = sign_up(journey)
     tour, departure = find_departure(journey, query)
-    booking = book_and_pay(journey, tour, departure)
-    wait_for_confirmation(journey, booking, within)
-    show_outcome(journey, tour, departure)
+    with LiveFrames(journey, tour["id"]) as frames:
+        booking = book_and_pay(journey, tour, departure)
+        wait_for_confirmation(journey, booking, within)
+        show_outcome(journey, tour, departure)
+        show_frames(journey, frames, booking, within)
+    show_notifications(journey, booking, email, within)
 
 
-def sign_up(journey: Journey) -> None:
+def sign_up(journey: Journey) -> str:
     journey.title("Register a new traveller")
     email = f"demo-{secrets.token_hex(4)}@tourbook.example"
     registered = journey.expect(journey.call("POST", "/api/auth/register", {
@@ -128,6 +138,7 @@ def sign_up(journey: Journey) -> None:
         "email": email, "password": PASSWORD}), 200, "log in")
     journey.token = session["accessToken"]
     journey.say(f"   an access token for {session['expiresIn'] // 60} minutes")
+    return email
 
 
 def find_departure(journey: Journey, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -196,14 +207,134 @@ def show_outcome(journey: Journey, tour: dict[str, Any], departure: dict[str, An
                 f"{now['availableSeats']} seats available ({now['bookedSeats']} booked, "
                 f"{now['heldSeats']} held)")
 
-    journey.title("The notification sent")
-    sent = journey.call("GET", "/api/notifications")
-    if sent.status == 200:
-        for item in sent.body.get("items", []):
-            journey.say(f"   {item.get('channel')} {item.get('template') or item.get('type')}: "
-                        f"{item.get('status')}")
-    else:
-        journey.say(f"   notify answered {sent.status}: it is not running in this checkout yet")
+
+
+class LiveFrames:
+    """A browser's WebSocket through the gateway, in a thread of its own: it presents the
+    traveller's token, subscribes to the tour, and keeps every frame realtime pushes."""
+
+    def __init__(self, journey: Journey, tour_id: str) -> None:
+        self.journey = journey
+        self.url = journey.gateway.replace("http", "ws", 1) + "/ws"
+        self.token, self.tour_id, self.say = journey.token, tour_id, journey.say
+        self.frames: list[dict[str, Any]] = []
+        self.error: str | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._watch(),), daemon=True)
+
+    def __enter__(self) -> LiveFrames:
+        self.journey.title("Watch the tour live on a WebSocket, as its page in a browser does")
+        self._thread.start()
+        self._ready.wait(10)
+        self.say(f"   {self.error}" if self.error else
+                 f"   connected to {self.url}, subscribed to tour {self.tour_id}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+    async def _watch(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async with aiohttp.ClientSession() as session, session.ws_connect(
+                    self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+                await ws.send_json({"type": "auth", "token": self.token})
+                await ws.send_json({"type": "subscribe", "tourIds": [self.tour_id]})
+                self._ready.set()
+                stopping = asyncio.ensure_future(self._stop.wait())
+                while not stopping.done():
+                    receiving = asyncio.ensure_future(ws.receive())
+                    await asyncio.wait({receiving, stopping},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if not receiving.done():
+                        receiving.cancel()
+                        break
+                    message = receiving.result()
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    self.frames.append(json.loads(message.data))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self.error = f"no WebSocket: {exc} (is realtime running?)"
+        finally:
+            self._ready.set()
+
+    def first(self, kind: str, within: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and self.error is None:
+            found = next((f for f in list(self.frames) if f.get("type") == kind), None)
+            if found is not None:
+                return found
+            time.sleep(0.1)  # a person watching the page, not a test waiting on a condition
+        return None
+
+
+def show_frames(journey: Journey, frames: LiveFrames, booking: dict[str, Any],
+                within: float) -> None:
+    journey.title("What the browser saw on its WebSocket")
+    if frames.error:
+        journey.say(f"   {frames.error}")
+        return
+    confirmed = frames.first("booking.confirmed", within)
+    for frame in frames.frames:
+        data = frame.get("data") or {}
+        if frame.get("type") == "tour.availability.changed":
+            journey.say(f"   tour.availability.changed: {data.get('tourDate')} now has "
+                        f"{data.get('availableSeats')} of {data.get('capacity')} seats")
+        elif frame.get("type") == "tour.availability.low":
+            journey.say(f"   tour.availability.low: only {data.get('availableSeats')} seats "
+                        f"left on {data.get('tourDate')}")
+        elif str(frame.get("type", "")).startswith("booking."):
+            journey.say(f"   {frame['type']}: booking {data.get('bookingId')} is "
+                        f"{data.get('status')}, payment {data.get('paymentStatus')}")
+        else:
+            journey.say(f"   {frame.get('type')}")
+    if confirmed is None:
+        journey.say(f"   no booking.confirmed frame for {booking['id']} within {within:g} s")
+
+
+def show_notifications(journey: Journey, booking: dict[str, Any], email: str,
+                       within: float) -> None:
+    journey.title("The e-mail sent")
+    deadline = time.monotonic() + within
+    while True:
+        sent = journey.call("GET", f"/api/notifications?bookingId={booking['id']}")
+        if sent.status != 200:
+            journey.say(f"   notify answered {sent.status}: is it running?")
+            return
+        items = sent.body.get("items", [])
+        if any(i.get("status") == "sent" for i in items) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # a person refreshing the page
+    for item in items:
+        journey.say(f"   {item.get('channel')} {item.get('template')} to {item.get('recipient')}:"
+                    f" {item.get('status')}")
+    if not items:
+        journey.say(f"   no notification for booking {booking['id']} within {within:g} s")
+    show_sink(journey, email)
+
+
+def show_sink(journey: Journey, email: str) -> None:
+    """The message in the local SMTP sink, when `up` runs one."""
+    notify = importlib.import_module("notify.config")
+    stand_in = standins.smtp(load_config(notify.Config))
+    if stand_in is None:
+        journey.say("   (notify sends through a real SMTP server: look in that mailbox)")
+        return
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - the local sink's URL
+                f"{stand_in.url}/messages?to={urllib.parse.quote(email)}", timeout=10) as resp:
+            messages = json.loads(resp.read())["items"]
+    except (OSError, ValueError) as exc:
+        journey.say(f"   the SMTP sink at {stand_in.url} did not answer: {exc}")
+        return
+    for message in messages:
+        journey.say(f"   in the SMTP sink: \"{message['subject']}\" to {', '.join(message['to'])}")
+    journey.say(f"   read them: {stand_in.url}/messages?to={email} or .run/mail/*.eml")
 
 
 def _create_intent(journey: Journey, booking_id: str) -> dict[str, Any]:

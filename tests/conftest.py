@@ -66,20 +66,26 @@ WEBHOOK_SECRET = "whsec_platform_tests"
 
 
 @pytest.fixture(scope="session")
-def platform(stack: Stack) -> dict[str, str]:
-    """One process of each service with the gateway in front, and the Stripe stand-in delivering
-    its webhooks to the gateway: {name: base URL}."""
+def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One process of each service with the gateway in front, the Stripe stand-in delivering
+    its webhooks to the gateway, and the SMTP sink receiving notify's e-mail: {name: base URL}
+    (`smtp` is the sink's HTTP API, `smtpPort` where it receives SMTP)."""
     for name in ("auth", "catalog", "booking"):
         stack.start(name)
-    gateway_port = free_port()
+    gateway_port, smtp_port = free_port(), free_port()
     stripe = stack.start(
         "standins.stripe", health="/health", STRIPE_STANDIN_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_STANDIN_WEBHOOK_URL=f"http://127.0.0.1:{gateway_port}/webhooks/stripe",
         STRIPE_STANDIN_WEBHOOK_BACKOFF="0.2")
     stack.start("payments", STRIPE_API_BASE=stripe, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    smtp = stack.start("standins.smtp", health="/health", SMTP_STANDIN_SMTP_PORT=str(smtp_port),
+                       SMTP_STANDIN_DIRECTORY=str(tmp_path_factory.mktemp("mail")))
+    stack.start("notify", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
+    stack.start("realtime")
     stack.start("gateway", port=gateway_port)
-    names = ("auth", "catalog", "booking", "payments", "gateway")
-    return {"stripe": stripe, **{name: stack.urls(name)[0] for name in names}}
+    names = ("auth", "catalog", "booking", "payments", "notify", "realtime", "gateway")
+    return {"stripe": stripe, "smtp": smtp, "smtpPort": str(smtp_port),
+            **{name: stack.urls(name)[0] for name in names}}
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -124,14 +125,21 @@ async def test_a_payment_landing_while_booking_is_down_confirms_it_once_it_is_ba
 def test_the_demo_walks_a_newcomer_through_booking_and_paying(stack: Stack, platform,
                                                              admin_token):
     create_tour(platform["gateway"], admin_token, capacity=10)
-    env = {**os.environ, **stack.env_for("payments"), "STRIPE_API_BASE": platform["stripe"]}
+    env = {**os.environ, **stack.env_for("notify"), **stack.env_for("payments"),
+           "STRIPE_API_BASE": platform["stripe"], "SMTP_PORT": platform["smtpPort"],
+           "SMTP_STANDIN_PORT": platform["smtp"].rsplit(":", 1)[1]}
     result = subprocess.run(
         [sys.executable, "-m", "ops", "demo", "--gateway", platform["gateway"]],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "confirmed, payment paid" in result.stdout
-    assert "the journey worked end to end" in result.stdout
+    out = result.stdout
+    assert "confirmed, payment paid" in out
+    assert re.search(r"booking\.confirmed: booking \S+ is confirmed, payment paid", out), out
+    assert "tour.availability.changed:" in out
+    assert re.search(r"email booking_confirmed to demo-\w+@tourbook\.example: sent", out), out
+    assert re.search(r'in the SMTP sink: "[^"]+" to demo-\w+@tourbook\.example', out), out
+    assert "the journey worked end to end" in out
 
 
 async def paid_booking(platform, admin_token: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
