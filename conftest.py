@@ -14,7 +14,7 @@ import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from auth.config import Config as AuthConfig
 from auth.db import MIGRATIONS as AUTH_MIGRATIONS
 from auth.keys import ensure_keys
 from common.config import load_config
-from common.db import migrate
+from common.db import MigrationSource, migrate
 from common.testing import TEST_PASSWORD, free_port, post_json, register, wait_http_ready
 from ops import infra
 
@@ -35,6 +35,7 @@ AMQP_SERVER_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 INTERNAL_TOKEN = "test-internal-token"  # noqa: S105 - the service credential of test runs
 ROOT = Path(__file__).resolve().parent
+MakeDatabase = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
@@ -43,14 +44,17 @@ def run_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def make_database(run_id: str) -> Iterator[Callable[[str], str]]:
-    """`make_database("auth")` → the URL of an empty database private to this run."""
+def make_database(run_id: str) -> Iterator[MakeDatabase]:
+    """`make_database("auth", MIGRATIONS)` → the URL of a database private to this run, created
+    (and migrated) the first time it is asked for; without migrations it stays empty."""
     created: dict[str, str] = {}
 
-    def make(name: str) -> str:
+    def make(name: str, migrations: Sequence[MigrationSource] = ()) -> str:
         if name not in created:
             url = infra.with_database(POSTGRES_URL, f"tb_{run_id}_{name}")
             asyncio.run(infra.ensure_database(url))
+            if migrations:
+                asyncio.run(migrate(url, migrations))
             created[name] = url
         return created[name]
 
@@ -70,6 +74,25 @@ def amqp_vhost(run_id: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def amqp_url(amqp_vhost: str) -> str:
     return infra.with_vhost(AMQP_SERVER_URL, amqp_vhost)
+
+
+@pytest.fixture(scope="session")
+def make_vhost(amqp_vhost: str) -> Iterator[Callable[[str], str]]:
+    """`make_vhost("booking")` → the AMQP URL of a vhost of this run for one test folder alone:
+    the services another folder starts consume the same shared queues (`notification_queue`...)
+    and must never take its events. Deleted when the run ends."""
+    created: dict[str, str] = {}
+
+    def make(name: str) -> str:
+        if name not in created:
+            vhost = f"{amqp_vhost}-{name}"
+            infra.create_vhost(vhost)
+            created[name] = infra.with_vhost(AMQP_SERVER_URL, vhost)
+        return created[name]
+
+    yield make
+    for name in created:
+        infra.delete_vhost(f"{amqp_vhost}-{name}")
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +140,9 @@ def service_env(amqp_url: str, redis_prefix: str) -> dict[str, str]:
 # --- a real auth for the run, and the accounts it issues tokens to ---------------------------
 
 @pytest.fixture(scope="session")
-def auth_env(make_database: Callable[[str], str], key_files: tuple[Path, Path],
+def auth_env(make_database: MakeDatabase, key_files: tuple[Path, Path],
              amqp_url: str, redis_prefix: str) -> dict[str, str]:
-    database = make_database("auth_for_services")
-    asyncio.run(migrate(database, AUTH_MIGRATIONS))
+    database = make_database("auth_for_services", AUTH_MIGRATIONS)
     return {"APP_ENV": "test", "AUTH_DATABASE_URL": database, "AUTH_BCRYPT_ROUNDS": "4",
             "AUTH_ACCESS_TOKEN_TTL": "3600", "JWT_PRIVATE_KEY_FILE": str(key_files[0]),
             "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "LOG_LEVEL": "WARNING",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,16 +14,14 @@ from auth.app import create_app
 from auth.config import Config
 from auth.db import MIGRATIONS
 from common.config import load_config
-from common.db import migrate
+from conftest import MakeDatabase
 
 PASSWORD = "Secret123"
 
 
 @pytest.fixture(scope="session")
-def auth_database(make_database: Callable[[str], str]) -> str:
-    url = make_database("auth")
-    asyncio.run(migrate(url, MIGRATIONS))
-    return url
+def auth_database(make_database: MakeDatabase) -> str:
+    return make_database("auth", MIGRATIONS)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from the shared queues (`tour_catalog_queue`, `booking_payment_queue`).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -32,11 +31,9 @@ from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from common.bus import CONSUMERS, EXCHANGE, Event
 from common.bus.testing import EventProbe, QueueReader
 from common.config import load_config
-from common.db import migrate
 from common.http.metrics import METRICS
 from common.testing import bearer, eventually
-from conftest import INTERNAL_TOKEN
-from ops import infra
+from conftest import INTERNAL_TOKEN, MakeDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,18 +41,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- the run's infrastructure ----------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def booking_amqp_url(amqp_url: str, amqp_vhost: str) -> Iterator[str]:
-    vhost = f"{amqp_vhost}-booking"
-    infra.create_vhost(vhost)
-    yield infra.with_vhost(amqp_url, vhost)
-    infra.delete_vhost(vhost)
+def booking_amqp_url(make_vhost: Callable[[str], str]) -> str:
+    return make_vhost("booking")
 
 
 @pytest.fixture(scope="session")
-def booking_database(make_database: Callable[[str], str]) -> str:
-    url = make_database("booking")
-    asyncio.run(migrate(url, MIGRATIONS))
-    return url
+def booking_database(make_database: MakeDatabase) -> str:
+    return make_database("booking", MIGRATIONS)
 
 
 @pytest.fixture
@@ -71,10 +63,8 @@ async def booking_db(booking_database: str) -> AsyncIterator[asyncpg.Connection]
 # --- catalog: the real app in process, on its own database -----------------------------------
 
 @pytest.fixture(scope="session")
-def catalog_database(make_database: Callable[[str], str]) -> str:
-    url = make_database("booking_catalog")
-    asyncio.run(migrate(url, CATALOG_MIGRATIONS))
-    return url
+def catalog_database(make_database: MakeDatabase) -> str:
+    return make_database("booking_catalog", CATALOG_MIGRATIONS)
 
 
 @dataclass

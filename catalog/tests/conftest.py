@@ -31,9 +31,8 @@ from catalog.db import MIGRATIONS
 from common.bus import EXCHANGE, Event
 from common.bus.testing import QueueReader, body_json
 from common.config import load_config
-from common.db import migrate
 from common.testing import eventually, free_port, wait_http_ready
-from ops import infra
+from conftest import MakeDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = {"X-Internal-Token": "test-internal-token"}
@@ -43,20 +42,15 @@ SERVICE = {"X-Internal-Token": "test-internal-token"}
 
 
 @pytest.fixture(scope="session")
-def amqp_url(amqp_url: str, run_id: str) -> Iterator[str]:
+def amqp_url(make_vhost: Callable[[str], str]) -> str:
     """A vhost for catalog's tests alone: every catalog process consumes `tour_catalog_queue`,
     and one started by another test folder (on another database) must never take these events."""
-    vhost = f"tourbook-{run_id}-catalog"
-    infra.create_vhost(vhost)
-    yield infra.with_vhost(amqp_url, vhost)
-    infra.delete_vhost(vhost)
+    return make_vhost("catalog")
 
 
 @pytest.fixture(scope="session")
-def catalog_database(make_database: Callable[[str], str]) -> str:
-    url = make_database("catalog")
-    asyncio.run(migrate(url, MIGRATIONS))
-    return url
+def catalog_database(make_database: MakeDatabase) -> str:
+    return make_database("catalog", MIGRATIONS)
 
 
 @pytest.fixture

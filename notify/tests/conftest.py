@@ -13,9 +13,8 @@ empty.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -40,14 +39,12 @@ from common.bus import CONSUMERS, EXCHANGE, NOTIFICATION_QUEUE, Event
 from common.bus.testing import QueueReader
 from common.bus.topology import DURABLE_QUEUES, declare_topology
 from common.config import load_config
-from common.db import migrate
 from common.http.metrics import METRICS
 from common.testing import bearer, eventually, register
-from conftest import INTERNAL_TOKEN, REDIS_URL
+from conftest import INTERNAL_TOKEN, REDIS_URL, MakeDatabase
 from notify.app import create_app
 from notify.config import Config
 from notify.db import MIGRATIONS
-from ops import infra
 from payments.events import payment_event_data
 from standins.smtp import Received, SmtpSink
 
@@ -58,18 +55,13 @@ SMS_SID, SMS_TOKEN, SMS_FROM = "AC0123456789", "sms-test-token", "+15005550006"
 # --- the run's infrastructure ----------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def notify_amqp_url(amqp_url: str, amqp_vhost: str) -> Iterator[str]:
-    vhost = f"{amqp_vhost}-notify"
-    infra.create_vhost(vhost)
-    yield infra.with_vhost(amqp_url, vhost)
-    infra.delete_vhost(vhost)
+def notify_amqp_url(make_vhost: Callable[[str], str]) -> str:
+    return make_vhost("notify")
 
 
 @pytest.fixture(scope="session")
-def notify_database(make_database: Callable[[str], str]) -> str:
-    url = make_database("notify")
-    asyncio.run(migrate(url, MIGRATIONS))
-    return url
+def notify_database(make_database: MakeDatabase) -> str:
+    return make_database("notify", MIGRATIONS)
 
 
 @pytest.fixture
@@ -291,21 +283,16 @@ async def scene(make_scene: MakeScene) -> Scene:
 # --- booking and catalog: the bookings payments are about ------------------------------------
 
 @pytest.fixture(scope="session")
-def notify_booking_amqp_url(amqp_url: str, amqp_vhost: str) -> Iterator[str]:
+def notify_booking_amqp_url(make_vhost: Callable[[str], str]) -> str:
     """booking's own bus: its events never reach notify's queue in these tests (each test
     publishes exactly the events it is about)."""
-    vhost = f"{amqp_vhost}-notify-booking"
-    infra.create_vhost(vhost)
-    yield infra.with_vhost(amqp_url, vhost)
-    infra.delete_vhost(vhost)
+    return make_vhost("notify-booking")
 
 
 @pytest.fixture(scope="session")
-def notify_booking_databases(make_database: Callable[[str], str]) -> tuple[str, str]:
-    booking, catalog = make_database("notify_booking"), make_database("notify_catalog")
-    asyncio.run(migrate(booking, BOOKING_MIGRATIONS))
-    asyncio.run(migrate(catalog, CATALOG_MIGRATIONS))
-    return booking, catalog
+def notify_booking_databases(make_database: MakeDatabase) -> tuple[str, str]:
+    return (make_database("notify_booking", BOOKING_MIGRATIONS),
+            make_database("notify_catalog", CATALOG_MIGRATIONS))
 
 
 class Bookings:

@@ -14,7 +14,6 @@ made with `webhooks=False` has none, which is how a test loses every webhook.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -42,11 +41,9 @@ from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from common.bus import CONSUMERS, EXCHANGE, Event
 from common.bus.testing import EventProbe, QueueReader
 from common.config import load_config
-from common.db import migrate
 from common.http.metrics import METRICS
 from common.testing import bearer, eventually, free_port, wait_http_ready
-from conftest import INTERNAL_TOKEN
-from ops import infra
+from conftest import INTERNAL_TOKEN, MakeDatabase
 from payments.app import create_app
 from payments.app_keys import RECONCILER
 from payments.config import Config
@@ -61,32 +58,23 @@ RETURN_URL = "https://tourbook.example/payments/done"
 # --- the run's infrastructure ----------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def payments_amqp_url(amqp_url: str, amqp_vhost: str) -> Iterator[str]:
-    vhost = f"{amqp_vhost}-payments"
-    infra.create_vhost(vhost)
-    yield infra.with_vhost(amqp_url, vhost)
-    infra.delete_vhost(vhost)
-
-
-def _migrated(make_database: Callable[[str], str], name: str, migrations: Any) -> str:
-    url = make_database(name)
-    asyncio.run(migrate(url, migrations))
-    return url
+def payments_amqp_url(make_vhost: Callable[[str], str]) -> str:
+    return make_vhost("payments")
 
 
 @pytest.fixture(scope="session")
-def payments_database(make_database: Callable[[str], str]) -> str:
-    return _migrated(make_database, "payments", MIGRATIONS)
+def payments_database(make_database: MakeDatabase) -> str:
+    return make_database("payments", MIGRATIONS)
 
 
 @pytest.fixture(scope="session")
-def payments_booking_database(make_database: Callable[[str], str]) -> str:
-    return _migrated(make_database, "payments_booking", BOOKING_MIGRATIONS)
+def payments_booking_database(make_database: MakeDatabase) -> str:
+    return make_database("payments_booking", BOOKING_MIGRATIONS)
 
 
 @pytest.fixture(scope="session")
-def payments_catalog_database(make_database: Callable[[str], str]) -> str:
-    return _migrated(make_database, "payments_catalog", CATALOG_MIGRATIONS)
+def payments_catalog_database(make_database: MakeDatabase) -> str:
+    return make_database("payments_catalog", CATALOG_MIGRATIONS)
 
 
 @pytest.fixture
