@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from realtime.frames import PROTOCOL_PING, Frame
+from realtime.frames import PROTOCOL_PING, Frame, protocol_pong
 
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
@@ -68,6 +68,9 @@ class Connection:
             # The common case, a client keeping up: straight to the socket, no task switch.
             if transport is not None and transport.get_write_buffer_size() == 0:
                 if transport.is_closing() or self.ws.closed:
+                    # The client went away: its handler is about to clean up. Marked so that
+                    # the hub does not take it for a client too slow for its queue.
+                    self.closing = True
                     return False
                 transport.write(frame.wire)
                 return True
@@ -91,6 +94,17 @@ class Connection:
         self.pinged_at = now
         return True
 
+    def pong(self, payload: bytes) -> None:
+        """Answer a client's protocol ping without waiting on its socket; not at all while the
+        socket is backed up past its high-water mark: a client that does not read would not
+        see it, and waiting for it to read would hold up its handler."""
+        transport = self.transport
+        if self.closing or transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            return
+        transport.write(protocol_pong(payload))
+
     async def _write_queued(self) -> None:
         """Send the queued frames, in order, then end. `sending_since` is set while a send is
         in progress: the hub's watchdog drops the client when one takes too long."""
@@ -112,8 +126,9 @@ class Connection:
         writer = self.writer
         if writer is not None:
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            # Not `await writer`: its CancelledError could not be told from one meant for the
+            # caller, which must go on.
+            await asyncio.wait((writer,))
 
     def request_close(self, code: int, message: str, reason: str) -> None:
         """Ask the connection's handler to close with `code`; no more frames are queued. A

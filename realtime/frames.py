@@ -16,6 +16,7 @@ CONNECTED_MESSAGE = "Connected to tourbook realtime: live seat availability"
 
 _TEXT = 0x81  # FIN, opcode 1
 PROTOCOL_PING = b"\x89\x00"  # FIN, opcode 9, no payload: a protocol-level ping
+_PONG = 0x8A  # FIN, opcode 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,12 @@ def encode(frame: dict[str, Any]) -> Frame:
     else:
         header = struct.pack("!BBQ", _TEXT, 127, size)
     return Frame(str(frame["type"]), payload, header + payload)
+
+
+def protocol_pong(payload: bytes) -> bytes:
+    """The answer to a client's protocol ping, its payload echoed (125 bytes at most: the reader
+    refuses larger control frames)."""
+    return bytes((_PONG, len(payload))) + payload
 
 
 def connection(client_id: str, *, authenticated: bool) -> Frame:

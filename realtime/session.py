@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 Verify = Callable[[str], Awaitable[tuple[Identity, float]]]
 _MAX_ECHO = 64  # characters of a client's value repeated in an error
+_MAX_INVALID_SHOWN = 10  # invalid tour ids repeated in an error
 _HANDLERS = {"ping": "_ping", "subscribe": "_subscribe", "unsubscribe": "_unsubscribe",
              "auth": "_auth"}
 
@@ -140,26 +141,35 @@ class Session:
     # -- helpers -------------------------------------------------------------------------------
 
     def _tour_ids(self, message: dict[str, Any]) -> set[str] | None:
-        """The message's `tourIds` in canonical form; None (and an error sent) when invalid."""
+        """The message's `tourIds` in canonical form; None (and an error sent) when invalid.
+        A tour named twice counts once; the walk stops as soon as the answer is known (past the
+        limit, or ten invalid ids)."""
         raw = message.get("tourIds")
-        limit = self.hub.max_subscriptions
         if not isinstance(raw, list) or not raw:
             self._error("INVALID_MESSAGE", '"tourIds" must be a non-empty array of tour ids')
             return None
-        if len(raw) > limit:
-            self._error("TOO_MANY_SUBSCRIPTIONS", f"A connection follows {limit} tours at most",
-                        {"max": limit})
-            return None
-        tours, bad = set(), []
+        limit = self.hub.max_subscriptions
+        tours: set[str] = set()
+        bad: list[str] = []
         for value in raw:
+            if isinstance(value, str) and value in tours:
+                continue
             tour = canonical_uuid(value)
             if tour is None:
                 bad.append(value[:_MAX_ECHO] if isinstance(value, str)
                            else json.dumps(value)[:_MAX_ECHO])
+                if len(bad) == _MAX_INVALID_SHOWN:
+                    break
             else:
                 tours.add(tour)
+                if len(tours) > limit:
+                    break
         if bad:
-            self._error("INVALID_TOUR_ID", "Tour ids are UUIDs", {"invalid": bad[:10]})
+            self._error("INVALID_TOUR_ID", "Tour ids are UUIDs", {"invalid": bad})
+            return None
+        if len(tours) > limit:
+            self._error("TOO_MANY_SUBSCRIPTIONS", f"A connection follows {limit} tours at most",
+                        {"max": limit, "current": len(self.conn.tours)})
             return None
         return tours
 

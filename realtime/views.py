@@ -69,10 +69,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     try:
         await _serve(conn, ws, session, config.close_timeout)
     finally:
-        await _finish(conn, hub)
+        _forget(conn, hub)
         log.info("client_disconnected", clientId=conn.client_id, userId=session.last_user_id,
                  code=_code(conn, ws), reason=_reason(conn, ws),
                  durationS=round(time.monotonic() - conn.connected_at, 1))
+        await conn.stop_writing()
     return ws
 
 
@@ -102,17 +103,18 @@ async def _serve(conn: Connection, ws: web.WebSocketResponse, session: Session,
         elif message.type is WSMsgType.BINARY:
             session.binary()
         elif message.type is WSMsgType.PING:
-            await ws.pong(message.data)
+            conn.pong(message.data)
         elif message.type is not WSMsgType.PONG:
             return  # the client closed, or the socket failed (or the message was too big)
     code, reason = conn.stop.result()
     await conn.close(code, reason, close_timeout)
 
 
-async def _finish(conn: Connection, hub: Hub) -> None:
+def _forget(conn: Connection, hub: Hub) -> None:
+    """Done without waiting, so that no cancellation of the handler can leave a stuck socket
+    or the connection in the hub."""
     conn.closing = True
     hub.remove(conn)
-    await conn.stop_writing()
     conn.abort_if_stuck()
 
 

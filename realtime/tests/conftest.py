@@ -266,10 +266,18 @@ class StalledClient:
 
 def masked_text(text: str) -> bytes:
     """A client→server text frame (clients must mask), payload under 126 bytes."""
-    payload = text.encode()
+    return _masked(0x81, text.encode())
+
+
+def masked_ping(payload: bytes) -> bytes:
+    """A client→server protocol ping, payload under 126 bytes."""
+    return _masked(0x89, payload)
+
+
+def _masked(first_byte: int, payload: bytes) -> bytes:
     assert len(payload) < 126
     mask = os.urandom(4)
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(
+    return bytes([first_byte, 0x80 | len(payload)]) + mask + bytes(
         b ^ mask[i % 4] for i, b in enumerate(payload))
 
 

@@ -152,3 +152,19 @@ async def test_after_the_broker_connection_is_lost_the_queue_is_declared_again(
         assert (await client.next())["eventId"] == again.event_id
     finally:
         await proxy.stop()
+
+
+async def test_a_tour_named_more_than_once_counts_once_against_the_limit(
+        make_server: MakeServer, connect: Connect) -> None:
+    # A page listing departures may name a tour once per departure.
+    server = await make_server(REALTIME_MAX_SUBSCRIPTIONS="2")
+    client = await connect(server)
+    tour = str(uuid.uuid4())
+
+    answer = await client.ask({"type": "subscribe", "tourIds": [tour, tour.upper(), tour, tour]})
+
+    assert answer["type"] == "subscribed" and answer["tourIds"] == [tour], answer
+    too_many = [str(uuid.uuid4()) for _ in range(3)]
+    error = await client.ask({"type": "subscribe", "tourIds": too_many})
+    assert error["error"] == "TOO_MANY_SUBSCRIPTIONS"
+    assert error["details"] == {"max": 2, "current": 1}
