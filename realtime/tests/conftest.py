@@ -34,7 +34,6 @@ from common.bus import BusConnection, Event, Publisher
 from common.bus.testing import QueueReader
 from common.config import load_config
 from common.testing import eventually
-from ops import infra
 from ops.stack import Stack
 from realtime.app import create_app
 from realtime.config import Config
@@ -48,13 +47,10 @@ DLQ = "websocket_availability_queue.dlq"
 
 
 @pytest.fixture(scope="session")
-def amqp_url(amqp_url: str, run_id: str) -> Iterator[str]:
+def amqp_url(make_vhost: Callable[[str], str]) -> str:
     """A vhost for realtime's tests alone: realtime's queues take every `booking.*` and
     `tour.availability.*`, and other folders' events must not land in them (nor ours in theirs)."""
-    vhost = f"tourbook-{run_id}-realtime"
-    infra.create_vhost(vhost)
-    yield infra.with_vhost(amqp_url, vhost)
-    infra.delete_vhost(vhost)
+    return make_vhost("realtime")
 
 
 @pytest.fixture
