@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -147,23 +147,52 @@ class ServedAsInProduction(TestServer):
         return AppRunner(self.app, **{**kwargs, "handler_cancellation": False})
 
 
-@pytest.fixture
-async def catalog(catalog_database: str, booking_amqp_url: str, key_files: tuple[Path, Path],
-                  admin: dict[str, Any]) -> AsyncIterator[Catalog]:
-    """catalog with its consumer of booking's events subscribed."""
-    config = load_config(CatalogConfig, {
-        "APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
-        "AMQP_URL": booking_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
-        "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "CATALOG_DATABASE_URL": catalog_database})
+def in_process_env(amqp_url: str, key_files: tuple[Path, Path]) -> dict[str, str]:
+    """What the catalog and booking apps run in process get, here and in the tests of the
+    services that need real bookings (payments, notify)."""
+    return {"APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
+            "AMQP_URL": amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
+            "JWT_PUBLIC_KEY_FILE": str(key_files[1])}
+
+
+async def subscribed(client: TestClient) -> None:
+    consumers = client.app[CONSUMERS]
+    await eventually(lambda: all(c.is_consuming for c in consumers.values()),
+                     message="consumers subscribed")
+
+
+@asynccontextmanager
+async def running_catalog(database: str, amqp_url: str, key_files: tuple[Path, Path],
+                          admin: dict[str, Any]) -> AsyncIterator[Catalog]:
+    """catalog in process on a real port, its consumer of booking's events subscribed."""
+    config = load_config(CatalogConfig, {**in_process_env(amqp_url, key_files),
+                                         "CATALOG_DATABASE_URL": database})
     client = TestClient(ServedAsInProduction(create_catalog_app(config)))
     await client.start_server()
     try:
-        consumers = client.app[CONSUMERS]
-        await eventually(lambda: all(c.is_consuming for c in consumers.values()),
-                         message="catalog consumer subscribed")
+        await subscribed(client)
         yield Catalog(client, admin)
     finally:
         await client.close()
+
+
+@asynccontextmanager
+async def running_booking(env: dict[str, str]) -> AsyncIterator[TestClient]:
+    """booking in process on a real port with these settings, its consumer subscribed."""
+    client = TestClient(TestServer(create_app(load_config(Config, env))))
+    await client.start_server()
+    try:
+        await subscribed(client)
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def catalog(catalog_database: str, booking_amqp_url: str, key_files: tuple[Path, Path],
+                  admin: dict[str, Any]) -> AsyncIterator[Catalog]:
+    async with running_catalog(catalog_database, booking_amqp_url, key_files, admin) as catalog:
+        yield catalog
 
 
 # --- booking ---------------------------------------------------------------------------------
@@ -172,11 +201,9 @@ async def catalog(catalog_database: str, booking_amqp_url: str, key_files: tuple
 def booking_env(booking_database: str, booking_amqp_url: str, key_files: tuple[Path, Path],
                 auth_url: str) -> dict[str, str]:
     """No background jobs: each test runs a pass when it wants one."""
-    return {"APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
-            "AMQP_URL": booking_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
-            "JWT_PUBLIC_KEY_FILE": str(key_files[1]), "BOOKING_DATABASE_URL": booking_database,
-            "AUTH_URL": auth_url, "CATALOG_URL": "http://127.0.0.1:1",
-            "BOOKING_JOBS_INTERVAL": "0"}
+    return {**in_process_env(booking_amqp_url, key_files),
+            "BOOKING_DATABASE_URL": booking_database, "AUTH_URL": auth_url,
+            "CATALOG_URL": "http://127.0.0.1:1", "BOOKING_JOBS_INTERVAL": "0"}
 
 
 MakeBooking = Callable[..., Awaitable[TestClient]]
@@ -186,21 +213,13 @@ MakeBooking = Callable[..., Awaitable[TestClient]]
 async def make_booking(booking_env: dict[str, str]) -> AsyncIterator[MakeBooking]:
     """`await make_booking(CATALOG_URL=...)`: a booking app in process on a real port, with these
     settings on top of `booking_env`; its consumer is subscribed when this returns."""
-    clients: list[TestClient] = []
+    async with AsyncExitStack() as running:
 
-    async def make(**overrides: str) -> TestClient:
-        config = load_config(Config, {**booking_env, **overrides})
-        client = TestClient(TestServer(create_app(config)))
-        await client.start_server()
-        clients.append(client)
-        consumers = client.app[CONSUMERS]
-        await eventually(lambda: all(c.is_consuming for c in consumers.values()),
-                         message="booking consumer subscribed")
-        return client
+        async def make(**overrides: str) -> TestClient:
+            return await running.enter_async_context(
+                running_booking({**booking_env, **overrides}))
 
-    yield make
-    for client in clients:
-        await client.close()
+        yield make
 
 
 # --- looking at the bus ----------------------------------------------------------------------

@@ -26,13 +26,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from booking.app import create_app as create_booking_app
-from booking.config import Config as BookingConfig
 from booking.db import MIGRATIONS as BOOKING_MIGRATIONS
 from booking.events import booking_event_data
-from booking.tests.conftest import Catalog, ServedAsInProduction
-from catalog.app import create_app as create_catalog_app
-from catalog.config import Config as CatalogConfig
+from booking.tests.conftest import Catalog, in_process_env, running_booking, running_catalog
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from catalog.events import Counters, low_data
 from common.bus import CONSUMERS, EXCHANGE, NOTIFICATION_QUEUE, Event
@@ -325,22 +321,12 @@ async def bookings(notify_booking_databases: tuple[str, str], notify_booking_amq
                    key_files: tuple[Path, Path], auth_url: str,
                    admin: dict[str, Any]) -> AsyncIterator[Bookings]:
     booking_db, catalog_db = notify_booking_databases
-    common = {"APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
-              "AMQP_URL": notify_booking_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
-              "JWT_PUBLIC_KEY_FILE": str(key_files[1])}
-    catalog_client = TestClient(ServedAsInProduction(create_catalog_app(load_config(
-        CatalogConfig, {**common, "CATALOG_DATABASE_URL": catalog_db}))))
-    await catalog_client.start_server()
-    catalog = Catalog(catalog_client, admin)
-    booking_client = TestClient(TestServer(create_booking_app(load_config(BookingConfig, {
-        **common, "BOOKING_DATABASE_URL": booking_db, "AUTH_URL": auth_url,
-        "CATALOG_URL": catalog.url, "BOOKING_JOBS_INTERVAL": "0"}))))
-    await booking_client.start_server()
-    try:
-        yield Bookings(catalog, booking_client)
-    finally:
-        await booking_client.close()
-        await catalog_client.close()
+    async with running_catalog(catalog_db, notify_booking_amqp_url, key_files,
+                               admin) as catalog, running_booking({
+            **in_process_env(notify_booking_amqp_url, key_files),
+            "BOOKING_DATABASE_URL": booking_db, "AUTH_URL": auth_url,
+            "CATALOG_URL": catalog.url, "BOOKING_JOBS_INTERVAL": "0"}) as booking:
+        yield Bookings(catalog, booking)
 
 
 # --- events, as their producers publish them -------------------------------------------------

@@ -30,15 +30,18 @@ import pytest
 import stripe
 from aiohttp.test_utils import TestClient, TestServer
 
-from booking.app import create_app as create_booking_app
 from booking.app_keys import JOBS
-from booking.config import Config as BookingConfig
 from booking.db import MIGRATIONS as BOOKING_MIGRATIONS
-from booking.tests.conftest import Catalog, Departure, ServedAsInProduction
-from catalog.app import create_app as create_catalog_app
-from catalog.config import Config as CatalogConfig
+from booking.tests.conftest import (
+    Catalog,
+    Departure,
+    in_process_env,
+    running_booking,
+    running_catalog,
+    subscribed,
+)
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
-from common.bus import CONSUMERS, EXCHANGE, Event
+from common.bus import EXCHANGE, Event
 from common.bus.testing import EventProbe, QueueReader
 from common.config import load_config
 from common.http.metrics import METRICS
@@ -169,19 +172,9 @@ async def stripe_side(stripe_base: str) -> AsyncIterator[Stripe]:
 @pytest.fixture
 async def catalog(payments_catalog_database: str, payments_amqp_url: str,
                   key_files: tuple[Path, Path], admin: dict[str, Any]) -> AsyncIterator[Catalog]:
-    """catalog with its consumer of booking's events subscribed."""
-    config = load_config(CatalogConfig, {
-        "APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
-        "AMQP_URL": payments_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
-        "JWT_PUBLIC_KEY_FILE": str(key_files[1]),
-        "CATALOG_DATABASE_URL": payments_catalog_database})
-    client = TestClient(ServedAsInProduction(create_catalog_app(config)))
-    await client.start_server()
-    try:
-        await subscribed(client)
-        yield Catalog(client, admin)
-    finally:
-        await client.close()
+    async with running_catalog(payments_catalog_database, payments_amqp_url, key_files,
+                               admin) as catalog:
+        yield catalog
 
 
 @pytest.fixture
@@ -189,25 +182,11 @@ async def booking(catalog: Catalog, payments_booking_database: str, payments_amq
                   key_files: tuple[Path, Path], auth_url: str) -> AsyncIterator[TestClient]:
     """booking in front of the real catalog and auth, consuming payment.*; no background jobs
     (a test expires bookings when it chooses)."""
-    config = load_config(BookingConfig, {
-        "APP_ENV": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json",
-        "AMQP_URL": payments_amqp_url, "INTERNAL_TOKENS": INTERNAL_TOKEN,
-        "JWT_PUBLIC_KEY_FILE": str(key_files[1]),
-        "BOOKING_DATABASE_URL": payments_booking_database, "AUTH_URL": auth_url,
-        "CATALOG_URL": catalog.url, "BOOKING_JOBS_INTERVAL": "0"})
-    client = TestClient(TestServer(create_booking_app(config)))
-    await client.start_server()
-    try:
-        await subscribed(client)
+    async with running_booking({
+            **in_process_env(payments_amqp_url, key_files),
+            "BOOKING_DATABASE_URL": payments_booking_database, "AUTH_URL": auth_url,
+            "CATALOG_URL": catalog.url, "BOOKING_JOBS_INTERVAL": "0"}) as client:
         yield client
-    finally:
-        await client.close()
-
-
-async def subscribed(client: TestClient) -> None:
-    consumers = client.app[CONSUMERS]
-    await eventually(lambda: all(c.is_consuming for c in consumers.values()),
-                     message="consumers subscribed")
 
 
 # --- payments --------------------------------------------------------------------------------
