@@ -4,14 +4,15 @@ refuses to run in production."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from common.config import BaseConfig, CsvList
+from common.config import CsvList
+from standins.config import StandInConfig
 
 
-class Config(BaseConfig):
+class Config(StandInConfig):
     service: ClassVar[str] = "smtp-standin"
     env_prefix: ClassVar[str] = "SMTP_STANDIN_"
 
@@ -26,10 +27,3 @@ class Config(BaseConfig):
     defer: CsvList = Field((), description=(
         "Recipients answered 451 (try again later), comma-separated addresses or *@domain"))
 
-    @model_validator(mode="before")
-    @classmethod
-    def _never_in_production(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "production" in (values.get("APP_ENV"), values.get("env")):
-            raise ValueError("the SMTP sink is for development and tests: it refuses "
-                             "APP_ENV=production")
-        return values

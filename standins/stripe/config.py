@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from pydantic import Field, model_validator
 from yarl import URL
 
-from common.config import BaseConfig, CsvList
+from common.config import CsvList
+from standins.config import StandInConfig
 
 # The version the pinned SDK (stripe 16) sends; an answer echoes the request's Stripe-Version.
 API_VERSION = "2026-10-28.endive"
 
 
-class Config(BaseConfig):
+class Config(StandInConfig):
     service: ClassVar[str] = "stripe-standin"
     env_prefix: ClassVar[str] = "STRIPE_STANDIN_"
 
@@ -38,14 +39,6 @@ class Config(BaseConfig):
     idempotency_ttl: float = Field(24 * 3600, gt=0, description=(
         "Seconds an idempotency key's answer is kept and replayed"))
 
-    @model_validator(mode="before")
-    @classmethod
-    def _never_in_production(cls, values: Any) -> Any:
-        # Before the fields: this, not a placeholder secret, is the reason to give.
-        if isinstance(values, dict) and "production" in (values.get("APP_ENV"), values.get("env")):
-            raise ValueError("the Stripe stand-in is for development and tests: it refuses "
-                             "APP_ENV=production")
-        return values
 
     @model_validator(mode="after")
     def _webhooks_usable(self) -> Self:
