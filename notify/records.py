@@ -34,7 +34,7 @@ class Records:
             row = await db.delivery_by_id(conn, notification_id)
         if row is None or not identity.may_access(row["user_id"]):
             raise NotificationNotFound()
-        return notification_out(row)
+        return notification_out(row, for_admin=identity.is_admin)
 
     async def search(self, identity: Identity, query: ListQuery) -> Page:
         """Newest first; a customer's filters narrow their own messages only."""
@@ -48,4 +48,4 @@ class Records:
             rows = await db.list_deliveries(conn, filters, limit=query.limit,
                                             offset=(query.page - 1) * query.limit)
             total = await db.count_deliveries(conn, filters)
-        return Page([notification_out(r) for r in rows], total)
+        return Page([notification_out(r, for_admin=identity.is_admin) for r in rows], total)

@@ -40,7 +40,9 @@ class NotificationOut(Schema):
     status: Status
     attempts: int = Field(description="Tries to hand the message over (0 when skipped)")
     last_error: str | None = Field(description=(
-        "The last failure (kept after a later success), or why the message was skipped"))
+        "Why the message was skipped, or what went wrong with it. Administrators read the "
+        "server's own words (kept after a later success); a traveller reads what it means for "
+        "them, never our servers' details"))
     sent_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -55,10 +57,27 @@ class NotificationListOut(Schema):
     total: int
 
 
-def notification_out(row: asyncpg.Record) -> NotificationOut:
+def notification_out(row: asyncpg.Record, *, for_admin: bool) -> NotificationOut:
     return NotificationOut(
         id=row["id"], event_id=row["event_id"], event_type=row["event_type"],
         channel=row["channel"], recipient=row["recipient"] or None, template=row["template"],
         subject=row["subject"], status=row["status"], attempts=row["attempts"],
-        last_error=row["last_error"], sent_at=row["sent_at"], created_at=row["created_at"],
+        last_error=row["last_error"] if for_admin else _as_a_traveller_reads_it(row),
+        sent_at=row["sent_at"], created_at=row["created_at"],
         updated_at=row["updated_at"], booking_id=row["booking_id"], user_id=row["user_id"])
+
+
+def _as_a_traveller_reads_it(row: asyncpg.Record) -> str | None:
+    """A failure as its traveller may read it: the reasons for a skip are ours and safe; a
+    server's refusal or our own outage is said in plain words, without hosts or replies."""
+    status, error = row["status"], row["last_error"]
+    if status == "skipped" or error is None:
+        return error if status == "skipped" else None
+    if status == "sent":
+        return None
+    if row["permanent"]:
+        receiver = "mail server" if row["channel"] == "email" else "phone network"
+        return f"The recipient's {receiver} refused this message; check the address or number"
+    if status == "failed":
+        return "This message could not be delivered after several attempts"
+    return "Not delivered yet: another attempt will follow"

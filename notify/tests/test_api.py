@@ -150,3 +150,34 @@ async def test_an_unknown_notification_is_404(notify: TestClient,
                                 headers=bearer(customer))
         assert resp.status == 404
         assert (await resp.json())["error"] == "NOTIFICATION_NOT_FOUND"
+
+
+async def test_a_traveller_reads_failures_in_plain_words_and_an_admin_the_servers_own(
+        scene: Scene, notify: TestClient, admin: dict[str, Any]) -> None:
+    cleo, dora = scene.traveller("Cleo"), scene.traveller("Dora")
+
+    async def last_error(who: dict[str, Any], of: dict[str, Any], status: str) -> str | None:
+        body = await listing(notify, who, userId=of["user"]["id"], channel="email",
+                             status=status)
+        [item] = body["items"]
+        return item["lastError"]
+
+    # Our mail server is down: the admin sees where it failed; the traveller, what it means.
+    await scene.sink.stop()
+    waiting = await scene.publish(booking_event("booking.confirmed", cleo))
+    await scene.delivery(waiting, status="pending", attempts=1)
+    assert "unreachable" in str(await last_error(admin, cleo, "pending"))
+    assert await last_error(cleo, cleo, "pending") == (
+        "Not delivered yet: another attempt will follow")
+    await scene.sink.start()
+    await scene.delivery(waiting, status="sent")
+    assert await last_error(cleo, cleo, "sent") is None
+
+    # The recipient's server refuses the address: said without the server's reply.
+    scene.sink.set_rules(refuse=[dora["user"]["email"]])
+    refused = await scene.publish(booking_event("booking.confirmed", dora))
+    await scene.delivery(refused, status="failed")
+    refusal = str(await last_error(dora, dora, "failed"))
+    assert refusal.startswith("The recipient's mail server refused this message")
+    assert "550" not in refusal and "smtp" not in refusal.lower()
+    assert str(await last_error(admin, dora, "failed")).startswith("recipient refused: 550")
