@@ -35,10 +35,9 @@ class Counters:
     def available(self) -> int:
         return self.capacity - self.held - self.booked
 
-    def before(self, *, held: int = 0, booked: int = 0, capacity: int | None = None) -> Counters:
-        """The counters before a change that added `held` and `booked` (and set `capacity`)."""
-        return dataclasses.replace(self, held=self.held - held, booked=self.booked - booked,
-                                   capacity=self.capacity if capacity is None else capacity)
+    def before(self, *, held: int = 0, booked: int = 0) -> Counters:
+        """The counters before a change that added `held` and `booked`."""
+        return dataclasses.replace(self, held=self.held - held, booked=self.booked - booked)
 
 
 def low_threshold(capacity: int) -> int:

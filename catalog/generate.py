@@ -15,7 +15,7 @@ import random
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import asyncpg
 
@@ -123,7 +123,7 @@ def _one(rng: random.Random, today: date, places: list[tuple[str, str]]) -> Gene
     description = (f"{summary} Expect {highlights[1]} and {highlights[2]}. Suitable for "
                    f"{'everyone' if difficulty == 'easy' else 'travellers with some experience'}"
                    f"; the meeting point is sent after booking.")
-    images = f"https://images.tourbook.example/tours/{slug}"
+    images = f"{seed.IMAGES}/tours/{slug}"
     fields: dict[str, object] = {
         "title": title, "slug": slug, "summary": summary, "description": description,
         "price": rng.randrange(low_price, high_price, 100) + 99,  # prices end in .99
@@ -135,9 +135,8 @@ def _one(rng: random.Random, today: date, places: list[tuple[str, str]]) -> Gene
         "images": [f"{images}/{n}.jpg" for n in range(1, rng.randint(2, 5))],
     }
     weekdays = tuple(rng.sample(range(7), 1 if unit != "hours" else rng.randint(2, 3)))
-    days = (today + timedelta(days=n) for n in range(1, HORIZON_DAYS + 1))
     return GeneratedTour(fields, category, place_slug,
-                         [day for day in days if day.weekday() in weekdays])
+                         seed.departure_dates(today, weekdays, HORIZON_DAYS))
 
 
 async def insert_tours(conn: asyncpg.Connection, tours: list[GeneratedTour]) -> int:

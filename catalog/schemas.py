@@ -80,8 +80,8 @@ Rating = Annotated[float, Field(strict=True, ge=0, le=5)]
 IdOrSlug = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH),
                      Field(description="An id or a slug")]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-
-_NON_EMPTY = ConfigDict(json_schema_extra={"minProperties": 1})
+Duration = Annotated[int, Field(strict=True, ge=1, le=1000)]
+Images = Annotated[list[ImageUrl], Field(max_length=30)]
 
 
 def _refuse_null(value: Any) -> Any:
@@ -92,9 +92,15 @@ def _refuse_null(value: Any) -> Any:
     return value
 
 
-def _require_some(model: Schema) -> None:
-    if not model.model_fields_set:
-        raise ValueError("send at least one field to change")
+class _Patch(Schema):
+    # A PATCH body: only what is sent changes, and an empty one is refused.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("send at least one field to change")
+        return self
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -151,7 +157,7 @@ class TourIn(Schema):
     description: LongText
     price: Money
     currency: Currency = "EUR"
-    duration: Annotated[int, Field(strict=True, ge=1, le=1000)]
+    duration: Duration
     duration_unit: DurationUnit = "days"
     difficulty: Difficulty = "medium"
     max_group_size: Seats = Field(15, description="Most seats one booking may take; also the "
@@ -159,16 +165,14 @@ class TourIn(Schema):
     ratings_average: Rating = 0
     ratings_quantity: RatingsQuantity = 0
     image_cover: ImageUrl | None = None
-    images: Annotated[list[ImageUrl], Field(max_length=30)] = []
+    images: Images = []
     category_id: UUID | None = None
     destination_id: UUID | None = None
     is_active: bool = True
 
 
-class TourPatch(Schema):
+class TourPatch(_Patch):
     """Only what is sent changes; null clears the optional fields (summary, images, links)."""
-
-    model_config = _NON_EMPTY
 
     title: Title | None = None
     slug: Slug | None = None
@@ -176,14 +180,14 @@ class TourPatch(Schema):
     description: LongText | None = None
     price: Money | None = None
     currency: Currency | None = None
-    duration: Annotated[int, Field(strict=True, ge=1, le=1000)] | None = None
+    duration: Duration | None = None
     duration_unit: DurationUnit | None = None
     difficulty: Difficulty | None = None
     max_group_size: Seats | None = None
     ratings_average: Rating | None = None
     ratings_quantity: RatingsQuantity | None = None
     image_cover: ImageUrl | None = None
-    images: Annotated[list[ImageUrl], Field(max_length=30)] | None = None
+    images: Images | None = None
     category_id: UUID | None = None
     destination_id: UUID | None = None
     is_active: bool | None = None
@@ -193,30 +197,18 @@ class TourPatch(Schema):
         "difficulty", "max_group_size", "ratings_average", "ratings_quantity", "images",
         "is_active", mode="before")(_refuse_null)
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        _require_some(self)
-        return self
-
 
 class DepartureIn(Schema):
     date: IsoDate
     capacity: Seats | None = Field(None, description="Default: the tour's maxGroupSize")
 
 
-class DeparturePatch(Schema):
-    model_config = _NON_EMPTY
-
+class DeparturePatch(_Patch):
     capacity: Seats | None = Field(
         default=None, description="Never below the seats already held and booked (409 otherwise)")
     is_active: bool | None = None
 
     _not_null = field_validator("capacity", "is_active", mode="before")(_refuse_null)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        _require_some(self)
-        return self
 
 
 class CategoryRef(Schema):
@@ -297,9 +289,7 @@ class CategoryIn(Schema):
     is_active: bool = True
 
 
-class CategoryPatch(Schema):
-    model_config = _NON_EMPTY
-
+class CategoryPatch(_Patch):
     name: Name | None = None
     slug: Slug | None = None
     description: LongText | None = None
@@ -307,11 +297,6 @@ class CategoryPatch(Schema):
     is_active: bool | None = None
 
     _not_null = field_validator("name", "slug", "is_active", mode="before")(_refuse_null)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        _require_some(self)
-        return self
 
 
 class CategoryOut(Schema):
@@ -343,9 +328,7 @@ class DestinationIn(Schema):
     is_active: bool = True
 
 
-class DestinationPatch(Schema):
-    model_config = _NON_EMPTY
-
+class DestinationPatch(_Patch):
     name: Name | None = None
     slug: Slug | None = None
     country: Name | None = None
@@ -357,11 +340,6 @@ class DestinationPatch(Schema):
 
     _not_null = field_validator("name", "slug", "country", "is_active",
                                 mode="before")(_refuse_null)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        _require_some(self)
-        return self
 
 
 class DestinationOut(Schema):

@@ -48,20 +48,24 @@ async def search(conn: asyncpg.Connection, query: TourQuery) -> tuple[int, list[
     """(how many tours match, the tours of the requested page in order)."""
     today = clock.today()
     words = search_words(query.q)
-    destination = id_or_slug(query.destination) if query.destination else None
-    category = id_or_slug(query.category) if query.category else None
+    destination_id, destination_slug = _id_and_slug(query.destination)
+    category_id, category_slug = _id_and_slug(query.category)
     total, ids = await db.search_tours(
         conn, today=today, words=words,
-        destination_id=destination if isinstance(destination, uuid.UUID) else None,
-        destination_slug=destination if isinstance(destination, str) else None,
-        category_id=category if isinstance(category, uuid.UUID) else None,
-        category_slug=category if isinstance(category, str) else None,
+        destination_id=destination_id, destination_slug=destination_slug,
+        category_id=category_id, category_slug=category_slug,
         min_price=query.min_price, max_price=query.max_price, difficulty=query.difficulty,
         date_from=query.from_, date_to=query.to, include_inactive=query.include_inactive,
         order=query.sort or ("relevance" if words else "rating"),
         limit=query.limit, offset=(query.page - 1) * query.limit)
     rows = {row["id"]: row for row in await db.tours_by_ids(conn, ids, today)}
     return total, [rows[tour_id] for tour_id in ids if tour_id in rows]
+
+
+def _id_and_slug(value: str | None) -> tuple[uuid.UUID | None, str | None]:
+    """A filter naming an entry by id or by slug, as (its id, its slug): one of them None."""
+    key = id_or_slug(value) if value else None
+    return (key, None) if isinstance(key, uuid.UUID) else (None, key)
 
 
 async def detail(conn: asyncpg.Connection, key: uuid.UUID | str, *,
@@ -139,7 +143,7 @@ async def update_departure(conn: asyncpg.Connection, tour_id: uuid.UUID,
             raise CapacityBelowReserved(patch.capacity, before.held, before.booked)
         await record_availability(conn, before, Counters.of(changed))
     if patch.is_active is not None:
-        await db.set_departure_active(conn, departure_id, patch.is_active)
+        return await db.set_departure_active(conn, departure_id, patch.is_active)
     return await db.departure(conn, departure_id)
 
 

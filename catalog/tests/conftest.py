@@ -6,13 +6,12 @@ rows, messages on queues, log lines, metrics)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from catalog.app import create_app
 from catalog.config import Config
 from catalog.db import MIGRATIONS
 from common.bus import EXCHANGE, Event
-from common.bus.testing import QueueReader, body_json
+from common.bus.testing import EventProbe, QueueReader
 from common.config import load_config
 from common.testing import eventually, free_port, wait_http_ready
 from conftest import MakeDatabase
@@ -145,7 +144,7 @@ def customer(signer: TokenSigner) -> dict[str, str]:
 
 
 def in_days(days: int) -> str:
-    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+    return (today() + timedelta(days=days)).isoformat()
 
 
 def token() -> str:
@@ -258,8 +257,7 @@ class Bus:
     booking's events published the way booking's outbox relay publishes them."""
 
     reader: QueueReader
-    probe: str
-    seen: list[dict[str, Any]] = field(default_factory=list)
+    probe: EventProbe
 
     async def publish(self, event: Event) -> None:
         await self.reader.publish_raw(event.to_json(), routing_key=event.event_type,
@@ -281,18 +279,15 @@ class Bus:
 
     async def events(self, tour_id: str, count: int, *,
                      within: float = 15) -> list[dict[str, Any]]:
-        """Wait until `count` availability events of this tour arrived; all of them so far, in
+        """Wait until `count` availability events of this tour arrived; the first `count`, in
         publication order (other tests' events are set aside)."""
-        deadline = asyncio.get_running_loop().time() + within
-        while len(mine := [e for e in self.seen if e["data"]["tourId"] == tour_id]) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{len(mine)} of {count} events of tour {tour_id}: {mine}")
-            message = await self.reader.get(self.probe)
-            if message is None:
-                await asyncio.sleep(0.02)
-            else:
-                self.seen.append(body_json(message))
-        return mine
+        async def arrived() -> list[dict[str, Any]] | None:
+            mine = await self.probe.events(tour_id)
+            return mine[:count] if len(mine) >= count else None
+
+        found: list[dict[str, Any]] = await eventually(
+            arrived, timeout=within, message=f"{count} events of tour {tour_id}")
+        return found
 
 
 @pytest.fixture
@@ -300,7 +295,7 @@ async def bus(amqp_url: str) -> AsyncIterator[Bus]:
     reader = await QueueReader.open(amqp_url)
     probe = f"probe.catalog.{uuid.uuid4().hex[:8]}"
     await reader.declare_probe(probe, EXCHANGE, "tour.availability.*")
-    yield Bus(reader, probe)
+    yield Bus(reader, EventProbe(reader, probe, key="tourId"))
     await reader.delete(probe)
     await reader.close()
 

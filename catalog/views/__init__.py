@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import asyncpg
 from aiohttp import web
 
 from common import auth
@@ -22,3 +23,9 @@ def path_id(request: web.Request, name: str, not_found: AppError) -> UUID:
         return UUID(request.match_info[name])
     except ValueError:
         raise not_found from None
+
+
+def available_seats(row: asyncpg.Record) -> int:
+    """A departure's free seats, from its counters (a departure or a hold row)."""
+    free: int = row["capacity"] - row["held"] - row["booked"]
+    return free

@@ -13,7 +13,7 @@ from catalog import clock, seats
 from catalog.app_keys import SEAT_METRICS
 from catalog.errors import HoldNotFound, InsufficientAvailability
 from catalog.schemas import HoldIn, HoldOut
-from catalog.views import path_id
+from catalog.views import available_seats, path_id
 from common.db import POOL
 from common.http import endpoint, json_response
 
@@ -26,7 +26,7 @@ def hold_out(row: asyncpg.Record) -> HoldOut:
                    seats=row["seats"], state=row["state"], expires_at=row["expires_at"],
                    tour_title=row["tour_title"], unit_price=row["unit_price"],
                    currency=row["currency"], max_group_size=row["max_group_size"],
-                   available_seats=row["capacity"] - row["held"] - row["booked"],
+                   available_seats=available_seats(row),
                    capacity=row["capacity"])
 
 

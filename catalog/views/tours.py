@@ -26,7 +26,7 @@ from catalog.schemas import (
     TourPatch,
     TourQuery,
 )
-from catalog.views import path_id, require_admin_for
+from catalog.views import available_seats, path_id, require_admin_for
 from common.auth import Identity
 from common.db import POOL
 from common.http import endpoint, json_response
@@ -45,7 +45,7 @@ def detail_out(row: asyncpg.Record, departures: list[asyncpg.Record]) -> TourDet
 def departure_out(row: asyncpg.Record) -> DepartureOut:
     return DepartureOut(id=row["id"], tour_id=row["tour_id"], date=row["date"],
                         capacity=row["capacity"],
-                        available_seats=row["capacity"] - row["held"] - row["booked"],
+                        available_seats=available_seats(row),
                         held_seats=row["held"], booked_seats=row["booked"],
                         is_active=row["is_active"])
 
