@@ -13,22 +13,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 
-from common.bus import (
-    BUS,
-    BUS_METRICS,
-    CONSUMERS,
-    QueueSpec,
-    bus_ctx,
-    health_checks,
-    websocket_queue,
-)
+from common.bus import CONSUMERS, bus_ctx, consumer_ctx, health_checks, websocket_queue
 from common.bus.topology import DURABLE_QUEUES
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
-from realtime.app_keys import CONFIG, EVENTS, HUB, REALTIME_METRICS
+from realtime.app_keys import CONFIG, HUB, REALTIME_METRICS
 from realtime.config import Config, default_instance
-from realtime.events import Events, build_consumer
+from realtime.events import build_consumer
 from realtime.hub import Hub
 from realtime.metrics import RealtimeMetrics
 from realtime.routes import setup_routes
@@ -51,7 +43,7 @@ def create_app(config: Config) -> web.Application:
         verifier_ctx(config),
         bus_ctx(config.amqp_url, name="realtime", registry=app[METRICS].registry,
                 topology=(*DURABLE_QUEUES, queue)),
-        _events_ctx(queue),
+        consumer_ctx(build_consumer(queue, hub, metrics)),
         _health_ctx(),
         _hub_ctx(config),
     ])
@@ -59,22 +51,6 @@ def create_app(config: Config) -> web.Application:
     app[HEALTH].add_figure("connections", lambda: len(hub))
     setup_routes(app)
     return app
-
-
-def _events_ctx(queue: QueueSpec) -> CleanupContext:
-    """The consumer of `queue`, once the bus is open; registered for the bus's health checks.
-    Shutdown stops it before the clients are closed; this stops it if that did not happen."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = build_consumer(queue, app[HUB], app[REALTIME_METRICS])
-        consumer.metrics = app[BUS_METRICS]
-        await consumer.start(app[BUS])
-        app[CONSUMERS][consumer.name] = consumer
-        app[EVENTS] = events = Events(consumer)
-        yield
-        await events.stop()
-
-    return ctx
 
 
 def _health_ctx() -> CleanupContext:
@@ -114,6 +90,6 @@ async def _close_clients(app: web.Application) -> None:
     """No more events in, then every client told we are going away (browsers reconnect, to
     another replica or to this one restarted)."""
     app[HUB].accepting = False
-    if EVENTS in app:
-        await app[EVENTS].stop()
+    for consumer in app.get(CONSUMERS, {}).values():
+        await consumer.stop()  # its cleanup context's stop is then a no-op
     await app[HUB].close_all(WSCloseCode.GOING_AWAY, "server shutting down", "shutdown")

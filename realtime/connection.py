@@ -81,18 +81,17 @@ class Connection:
             self.writer = asyncio.get_running_loop().create_task(self._write_queued())
         return True
 
-    def ping(self, now: float) -> bool:
+    def ping(self, now: float) -> None:
         """A protocol ping, when nothing is waiting for this client (a backed-up client is the
-        send timeout's business); True when sent."""
+        send timeout's business)."""
         transport = self.transport
         if (self.closing or self.frames or self.sending_since is not None or transport is None
                 or transport.get_write_buffer_size() or transport.is_closing()
                 or self.ws.closed):
             self.pinged_at = None
-            return False
+            return
         transport.write(PROTOCOL_PING)
         self.pinged_at = now
-        return True
 
     def pong(self, payload: bytes) -> None:
         """Answer a client's protocol ping without waiting on its socket; not at all while the

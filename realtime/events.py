@@ -66,15 +66,3 @@ def _by_tour(event: Event) -> str:
 def _by_booking(event: Event) -> str:
     return f"booking:{event.data.get('bookingId')}"
 
-
-class Events:
-    """The running consumer; `stop()` drains it once, however often it is called."""
-
-    def __init__(self, consumer: Consumer) -> None:
-        self.consumer = consumer
-        self._stopped = False
-
-    async def stop(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            await self.consumer.stop()

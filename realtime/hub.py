@@ -115,17 +115,17 @@ class Hub:
     def send(self, conn: Connection, frame: Frame) -> None:
         self._fan_out((conn,), frame)
 
-    def broadcast(self, frame: Frame) -> int:
-        """`frame` to every client; how many it was sent or queued to."""
-        return self._fan_out(self._all, frame)
+    def broadcast(self, frame: Frame) -> None:
+        """`frame` to every client."""
+        self._fan_out(self._all, frame)
 
-    def to_tour(self, tour_id: str, frame: Frame) -> int:
-        return self._fan_out(self._by_tour.get(tour_id, ()), frame)
+    def to_tour(self, tour_id: str, frame: Frame) -> None:
+        self._fan_out(self._by_tour.get(tour_id, ()), frame)
 
-    def to_user(self, user_id: str, frame: Frame) -> int:
-        return self._fan_out(self._by_user.get(user_id, ()), frame)
+    def to_user(self, user_id: str, frame: Frame) -> None:
+        self._fan_out(self._by_user.get(user_id, ()), frame)
 
-    def _fan_out(self, conns: Iterable[Connection], frame: Frame) -> int:
+    def _fan_out(self, conns: Iterable[Connection], frame: Frame) -> None:
         # Nothing here awaits, and nothing changes the sets while they are walked: the clients
         # to drop are collected, then dropped.
         queued = 0
@@ -139,7 +139,6 @@ class Hub:
             self.metrics.sent.labels(frame.kind).inc(queued)
         for conn in full:
             self.drop(conn, DropReason.QUEUE_FULL)
-        return queued
 
     # -- disconnecting -------------------------------------------------------------------------
 
@@ -168,14 +167,13 @@ class Hub:
 
     # -- periodic work -------------------------------------------------------------------------
 
-    def drop_stalled(self, now: float) -> int:
+    def drop_stalled(self, now: float) -> None:
         """Drop the clients whose current send has waited longer than the send timeout."""
         stalled = [conn for conn in self._all
                    if conn.sending_since is not None
                    and now - conn.sending_since > self.send_timeout]
         for conn in stalled:
             self.drop(conn, DropReason.SEND_TIMEOUT)
-        return len(stalled)
 
     async def watch_sends(self) -> None:
         """Look for stalled sends a few times per send timeout (at least once a second)."""

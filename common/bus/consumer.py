@@ -125,8 +125,11 @@ class Consumer:
 
         Messages received but not started stay unacked, so the broker hands them to another
         replica when the channel closes; handlers still running after `drain_timeout` are cancelled
-        (their messages are redelivered, the idempotency guards absorb any repeat).
+        (their messages are redelivered, the idempotency guards absorb any repeat). Stopping
+        again (the app's cleanup after an earlier stop) does nothing.
         """
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._subscription is not None:
             await self._subscription.cancel()
