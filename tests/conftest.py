@@ -17,13 +17,13 @@ import pytest
 
 from auth.admin import ensure_admin
 from auth.config import Config as AuthConfig
+from common import testing
 from common.config import load_config
-from common.testing import free_port
+from common.testing import TEST_PASSWORD, free_port
 from ops.stack import Stack
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-PASSWORD = "Platform123"
 INTERNAL_TOKEN = "platform-internal-token"
 
 
@@ -92,18 +92,13 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 def admin_token(stack: Stack, platform: dict[str, str]) -> str:
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     config = load_config(AuthConfig, stack.env_for("auth"))
-    asyncio.run(ensure_admin(config, email, PASSWORD))
+    asyncio.run(ensure_admin(config, email, TEST_PASSWORD))
     status, body, _ = call("POST", platform["gateway"] + "/api/auth/login",
-                           {"email": email, "password": PASSWORD})
+                           {"email": email, "password": TEST_PASSWORD})
     assert status == 200, body
     return str(body["accessToken"])
 
 
 def register(gateway: str, first_name: str = "Tess") -> dict[str, Any]:
     """A new traveller: the register answer (`user`, `accessToken`, `refreshToken`)."""
-    status, body, _ = call("POST", gateway + "/api/auth/register", {
-        "email": f"{first_name.lower()}-{uuid.uuid4().hex[:10]}@example.com",
-        "password": PASSWORD, "firstName": first_name, "lastName": "Traveller",
-        "phone": "+33612345678"})
-    assert status == 201, body
-    return dict(body)
+    return testing.register(gateway, first_name, phone="+33612345678")

@@ -8,7 +8,7 @@ from typing import Any
 from standins.stripe.cards import Decline
 from standins.stripe.events import Origin
 from standins.stripe.ids import new_id
-from standins.stripe.listing import page
+from standins.stripe.listing import filtered_page
 from standins.stripe.params import Form
 from standins.stripe.payment_methods import card_of
 from standins.stripe.state import Account, now
@@ -84,10 +84,4 @@ def retrieve(account: Account, charge_id: str, form: Form) -> Obj:
 
 
 def listing(account: Account, form: Form, url: str) -> Obj:
-    intent_id, customer = form.string("payment_intent"), form.string("customer")
-    found = [charge for charge in reversed(account.charges.values())
-             if intent_id in (None, charge["payment_intent"])
-             and customer in (None, charge["customer"])]
-    result = page(found, form, url, "charge")
-    form.finish()
-    return result
+    return filtered_page(account.charges, form, url, "charge", "payment_intent", "customer")

@@ -43,6 +43,18 @@ def page(newest_first: Iterable[Obj], form: Form, url: str, kind: str) -> Obj:
     return {"object": "list", "data": chosen, "has_more": has_more, "url": url}
 
 
+def filtered_page(objects: dict[str, Obj], form: Form, url: str, kind: str,
+                  *filters: str) -> Obj:
+    """`GET /v1/<resource>`: one page of `objects` (held oldest first), newest first, narrowed
+    to those whose field equals each of `filters` (`customer`, `payment_intent`...) given."""
+    wanted = {name: value for name in filters if (value := form.string(name)) is not None}
+    found = [obj for obj in reversed(objects.values())
+             if all(obj[name] == value for name, value in wanted.items())]
+    result = page(found, form, url, kind)
+    form.finish()
+    return result
+
+
 def expand(obj: Obj, paths: list[str], find: Callable[[str], Obj | None]) -> Obj:
     """A copy of `obj` with each dotted path (`latest_charge`, `data.payment_intent`) expanded."""
     result = copy.deepcopy(obj)

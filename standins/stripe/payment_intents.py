@@ -17,7 +17,7 @@ from standins.stripe import charges, money, payment_methods
 from standins.stripe.errors import CardDeclined, InvalidRequest, NotEmulated
 from standins.stripe.events import Origin
 from standins.stripe.ids import new_id, random_part
-from standins.stripe.listing import page
+from standins.stripe.listing import filtered_page
 from standins.stripe.params import Form, merge_metadata
 from standins.stripe.state import Account, now
 
@@ -168,12 +168,7 @@ def cancel(account: Account, intent_id: str, form: Form, origin: Origin) -> Obj:
 
 
 def listing(account: Account, form: Form, url: str) -> Obj:
-    customer = form.string("customer")
-    intents = [intent for intent in reversed(account.payment_intents.values())
-               if customer is None or intent["customer"] == customer]
-    result = page(intents, form, url, "payment_intent")
-    form.finish()
-    return result
+    return filtered_page(account.payment_intents, form, url, "payment_intent", "customer")
 
 
 def _pay(account: Account, intent: Obj, payment_method: Obj, origin: Origin) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from standins.stripe.errors import InvalidRequest
 from standins.stripe.events import Origin
 from standins.stripe.ids import new_id
-from standins.stripe.listing import page
+from standins.stripe.listing import filtered_page
 from standins.stripe.money import show
 from standins.stripe.params import Form, merge_metadata
 from standins.stripe.state import Account, now
@@ -74,13 +74,7 @@ def update(account: Account, refund_id: str, form: Form) -> Obj:
 
 
 def listing(account: Account, form: Form, url: str) -> Obj:
-    intent_id, charge_id = form.string("payment_intent"), form.string("charge")
-    refunds = [refund for refund in reversed(account.refunds.values())
-               if intent_id in (None, refund["payment_intent"])
-               and charge_id in (None, refund["charge"])]
-    result = page(refunds, form, url, "refund")
-    form.finish()
-    return result
+    return filtered_page(account.refunds, form, url, "refund", "payment_intent", "charge")
 
 
 def _refundable_charge(account: Account, intent_id: str | None, charge_id: str | None) -> Obj:

@@ -13,7 +13,7 @@ from yarl import URL
 
 from standins.stripe.errors import InvalidRequest, missing, no_such
 from standins.stripe.ids import new_id, random_part
-from standins.stripe.listing import page
+from standins.stripe.listing import filtered_page
 from standins.stripe.params import Form, merge_metadata
 from standins.stripe.state import now
 
@@ -99,9 +99,7 @@ def delete(endpoints: Endpoints, endpoint_id: str, form: Form) -> Obj:
 
 
 def listing(endpoints: Endpoints, form: Form, url: str) -> Obj:
-    result = page(reversed(endpoints.endpoints.values()), form, url, "webhook_endpoint")
-    form.finish()
-    return result
+    return filtered_page(endpoints.endpoints, form, url, "webhook_endpoint")
 
 
 def _url(value: str) -> str:
