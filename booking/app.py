@@ -6,7 +6,7 @@ finishes its batch, then the upstream sessions, the bus and the pool close.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -25,9 +25,8 @@ from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
+from common.periodic import CleanupContext
 from common.resilience import State
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(config: Config) -> web.Application:

@@ -52,8 +52,6 @@ class Replay:
     body: dict[str, Any]
 
 
-
-
 async def claim(conn: asyncpg.Connection, *, user_id: str, key: str | None, body_hash: str,
                 lease: float) -> Claim | Replay:
     booking_id = uuid.uuid4()

@@ -20,7 +20,7 @@ from aiohttp import web
 from booking import db
 from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
 from booking.config import Config
-from booking.lifecycle import apply, state_of
+from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.states import Status, change_status
 from common.periodic import CleanupContext, periodic_ctx
@@ -56,7 +56,7 @@ class Jobs:
 
     async def complete_departed(self, today: date | None = None) -> int:
         """Confirmed bookings whose departure date is past → completed (`booking.completed`)."""
-        day = today or datetime.now(UTC).date()
+        day = today or utc_today()
         return await self._in_batches(lambda conn: self._complete_batch(conn, day),
                                       Status.COMPLETED)
 

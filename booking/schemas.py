@@ -9,7 +9,6 @@ from datetime import date, datetime
 from typing import Annotated
 
 import asyncpg
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -23,11 +22,11 @@ from booking.lifecycle import transitions_for
 from booking.states import PaymentStatus, Status
 from common.auth import Identity
 from common.http import Schema
+from common.http.fields import Email, Phone
 
 # The tour's maxGroupSize, which catalog checks, is the real limit; this is only the largest one
 # catalog accepts, so that booking never refuses a group the tour takes.
 MAX_PARTICIPANTS = 10_000
-_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -51,26 +50,6 @@ def no_control_characters(value: str) -> str:
     return value
 
 
-def normalise_email(value: str) -> str:
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def normalise_phone(value: str | None) -> str | None:
-    if value is None:
-        return None
-    compact = re.sub(r"[\s().-]", "", value)
-    if not _PHONE.match(compact):
-        raise ValueError("must be an international number such as +33612345678")
-    return compact
-
-
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email),
-                  Field(json_schema_extra={"format": "email"})]
-Phone = Annotated[str | None, StringConstraints(max_length=32), AfterValidator(normalise_phone),
-                  Field(json_schema_extra={"pattern": _PHONE.pattern.replace(r"\d", "[0-9]")})]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
                  AfterValidator(no_control_characters),
                  Field(json_schema_extra={"pattern": r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f]*$"})]

@@ -9,6 +9,7 @@ from the shared queues (`tour_catalog_queue`, `booking_payment_queue`).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -57,8 +58,6 @@ async def booking_db(booking_database: str) -> AsyncIterator[asyncpg.Connection]
     yield conn
     await conn.close()
 
-
-# --- auth: a real process for the session, and the people who use booking ---------------------
 
 # --- catalog: the real app in process, on its own database -----------------------------------
 
@@ -137,6 +136,14 @@ class Catalog:
         hold = await self.hold(booking_id)
         return None if hold is None else str(hold["state"])
 
+    async def hold_is(self, booking_id: str, state: str) -> bool:
+        """For `eventually`: catalog moves a hold on booking's events, in its own time."""
+        return await self.hold_state(booking_id) == state
+
+    async def seats_are(self, departure: Departure, expected: int) -> bool:
+        """For `eventually`, as `hold_is`."""
+        return await self.available_seats(departure) == expected
+
 
 class ServedAsInProduction(TestServer):
     """A test server that lets a handler finish when its client hangs up, as `run_service`
@@ -193,6 +200,32 @@ async def catalog(catalog_database: str, booking_amqp_url: str, key_files: tuple
                   admin: dict[str, Any]) -> AsyncIterator[Catalog]:
     async with running_catalog(catalog_database, booking_amqp_url, key_files, admin) as catalog:
         yield catalog
+
+
+# --- an upstream that never answers ----------------------------------------------------------
+
+@dataclass
+class SilentServer:
+    """Takes connections and says nothing: a request to it waits until its client gives up, or
+    until `hang_up` is set and the connection is closed unanswered."""
+
+    url: str
+    hang_up: asyncio.Event
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[SilentServer]:
+    hang_up = asyncio.Event()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hang_up.wait()
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield SilentServer(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", hang_up)
+    hang_up.set()
+    server.close()
+    await server.wait_closed()
 
 
 # --- booking ---------------------------------------------------------------------------------
@@ -273,6 +306,32 @@ async def departure_locked(catalog_database: str, departure: Departure) -> Async
             yield
     finally:
         await conn.close()
+
+
+LateHold = Callable[[TestClient, Departure, dict[str, str], int], Awaitable[uuid.UUID]]
+
+
+@pytest.fixture
+def late_hold(catalog: Catalog, catalog_database: str,
+              booking_db: asyncpg.Connection) -> LateHold:
+    """`await late_hold(booking, departure, headers, participants)`: a booking request catalog is
+    too slow for (booking answers 503) whose hold catalog makes all the same once it is free; the
+    booking id the request claimed, once catalog holds its seats."""
+
+    async def request(client: TestClient, departure: Departure, headers: dict[str, str],
+                      participants: int) -> uuid.UUID:
+        async with departure_locked(catalog_database, departure):
+            resp = await client.post("/api/bookings", headers=headers,
+                                     json=departure.booking(participants))
+            assert resp.status == 503
+        claimed: uuid.UUID = await booking_db.fetchval(
+            "SELECT booking_id FROM booking_requests WHERE answered_at IS NULL"
+            " AND ($1::text IS NULL OR idempotency_key = $1) ORDER BY created_at DESC LIMIT 1",
+            headers.get("Idempotency-Key"))
+        await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold late")
+        return claimed
+
+    return request
 
 
 async def outbox(conn: asyncpg.Connection, booking_id: str) -> list[str]:

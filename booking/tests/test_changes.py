@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import Catalog, book, metric, outbox, status_of
+from booking.tests.conftest import Catalog, Departure, book, metric, outbox, status_of
 from common.bus.testing import EventProbe
 from common.testing import bearer, eventually
 
@@ -22,11 +22,9 @@ CONTRACT_FIELDS = {
 }
 
 
-async def seats_back(catalog: Catalog, departure: Any, expected: int) -> None:
-    async def check() -> bool:
-        return await catalog.available_seats(departure) == expected
-
-    await eventually(check, message=f"{expected} seats available again")
+async def seats_back(catalog: Catalog, departure: Departure, expected: int) -> None:
+    await eventually(lambda: catalog.seats_are(departure, expected),
+                     message=f"{expected} seats available again")
 
 
 async def test_cancelling_announces_it_and_catalog_releases_the_seats(
@@ -106,7 +104,7 @@ async def test_an_admin_moves_a_booking_through_its_statuses_with_an_event_each(
     assert confirmed.status == 200
     assert (await confirmed.json())["confirmedAt"] is not None
     await probe.wait_for(created["id"], "booking.confirmed")
-    await eventually(lambda: _state_is(catalog, created["id"], "booked"))
+    await eventually(lambda: catalog.hold_is(created["id"], "booked"))
 
     completed = await booking.patch(path, headers=bearer(admin), json={"status": "completed"})
     assert completed.status == 200
@@ -118,10 +116,6 @@ async def test_an_admin_moves_a_booking_through_its_statuses_with_an_event_each(
     assert (await refused.json())["error"] == "INVALID_TRANSITION"
     assert await outbox(booking_db, created["id"]) == ["booking.confirmed", "booking.completed"]
     assert metric(booking, "bookings_confirmed_total", source="admin") == 1
-
-
-async def _state_is(catalog: Catalog, booking_id: str, state: str) -> bool:
-    return await catalog.hold_state(booking_id) == state
 
 
 async def test_an_illegal_status_move_lists_the_allowed_ones(

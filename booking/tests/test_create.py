@@ -135,7 +135,7 @@ async def test_a_departure_that_cannot_be_booked_is_refused_as_catalog_says(
 async def test_participants_outside_one_to_the_group_size_is_400(
         booking: TestClient, catalog: Catalog, customer: dict[str, Any],
         booking_db: asyncpg.Connection, participants: int) -> None:
-    # 0 and 51 are refused by booking's schema, 11 by catalog (maxGroupSize 10), in one shape.
+    # 0 is refused by booking's schema, 51 and 11 by catalog (maxGroupSize 10), in one shape.
     departure = await catalog.departure(max_group_size=10)
     resp = await booking.post("/api/bookings", headers=bearer(customer),
                               json=departure.booking(participants))

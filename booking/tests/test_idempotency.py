@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from booking.tests.conftest import Catalog, MakeBooking, book, departure_locked
+from booking.tests.conftest import Catalog, LateHold, MakeBooking, book, departure_locked
 from common.testing import bearer, eventually
 
 
@@ -122,19 +122,13 @@ async def test_a_duplicate_while_the_first_request_runs_is_409_in_use(
 
 async def test_a_retry_after_catalog_timed_out_reuses_the_booking_id_and_its_hold(
         make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
-        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+        late_hold: LateHold, booking_db: asyncpg.Connection) -> None:
     booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5")
     departure = await catalog.departure()
     key = str(uuid.uuid4())
 
-    async with departure_locked(catalog_database, departure):
-        timed_out = await booking.post("/api/bookings", headers=keyed(customer, key),
-                                       json=departure.booking(2))
-        assert timed_out.status == 503
-    # Catalog finished the hold after booking stopped waiting: booking does not know it yet.
-    claimed = await booking_db.fetchval(
-        "SELECT booking_id FROM booking_requests WHERE idempotency_key = $1", key)
-    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold")
+    # Catalog finishes the hold after booking stopped waiting: booking does not know it yet.
+    claimed = await late_hold(booking, departure, keyed(customer, key), 2)
     assert await bookings_of(booking_db, departure.tour_id) == []
 
     retried = await booking.post("/api/bookings", headers=keyed(customer, key),

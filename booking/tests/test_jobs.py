@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +16,9 @@ from aiohttp.test_utils import TestClient
 from booking.app_keys import JOBS
 from booking.tests.conftest import (
     Catalog,
-    Departure,
+    LateHold,
     MakeBooking,
+    SilentServer,
     book,
     departure_locked,
     metric,
@@ -28,10 +27,6 @@ from booking.tests.conftest import (
 )
 from common.bus.testing import EventProbe
 from common.testing import bearer, eventually
-
-
-async def seats_are(catalog: Catalog, departure: Departure, expected: int) -> bool:
-    return await catalog.available_seats(departure) == expected
 
 
 async def test_an_unpaid_booking_expires_at_its_expiry_and_its_seats_come_back(
@@ -51,7 +46,7 @@ async def test_an_unpaid_booking_expires_at_its_expiry_and_its_seats_come_back(
     assert (expired["status"], expired["cancellationReason"]) == ("cancelled", "expired")
     event, *_ = await probe.wait_for(created["id"], "booking.cancelled")
     assert event["data"]["cancellationReason"] == "expired"
-    await eventually(lambda: seats_are(catalog, departure, 10), message="seats released")
+    await eventually(lambda: catalog.seats_are(departure, 10), message="seats released")
     assert await catalog.hold_state(created["id"]) == "released"
     assert metric(booking, "bookings_cancelled_total", source="job") >= 1
 
@@ -95,22 +90,15 @@ async def test_two_runners_at_once_expire_each_booking_once(
         "SELECT status, cancellation_reason FROM bookings WHERE id = ANY($1::uuid[])",
         [uuid.UUID(b) for b in made])
     assert {tuple(row) for row in statuses} == {("cancelled", "expired")}
-    await eventually(lambda: seats_are(catalog, departure, 12), message="all seats released")
+    await eventually(lambda: catalog.seats_are(departure, 12), message="all seats released")
 
 
 async def test_a_hold_nobody_came_back_for_is_released(
         make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
-        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+        late_hold: LateHold, booking_db: asyncpg.Connection) -> None:
     booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5")
     departure = await catalog.departure(max_group_size=10)
-    async with departure_locked(catalog_database, departure):
-        resp = await booking.post("/api/bookings", headers=bearer(customer),
-                                  json=departure.booking(4))
-        assert resp.status == 503
-    claimed = await booking_db.fetchval(
-        "SELECT booking_id FROM booking_requests WHERE answered_at IS NULL"
-        " ORDER BY created_at DESC LIMIT 1")
-    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold late")
+    claimed = await late_hold(booking, departure, bearer(customer), 4)
     assert await catalog.available_seats(departure) == 6
     jobs = booking.app[JOBS]
 
@@ -135,25 +123,18 @@ async def test_the_background_jobs_expire_bookings_on_their_own(
         return await status_of(booking, customer, created["id"]) == ("cancelled", "unpaid")
 
     await eventually(expired, timeout=15, message="expired by the background pass")
-    await eventually(lambda: seats_are(catalog, departure, 10), message="seats released")
+    await eventually(lambda: catalog.seats_are(departure, 10), message="seats released")
 
 
 async def test_a_hold_no_retry_can_use_is_released_once_its_request_lease_ends(
         make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
-        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+        late_hold: LateHold) -> None:
     # Without an Idempotency-Key nothing can ever take the timed-out request over: its late hold
     # must not keep the traveller's own retry out of the last seats for the whole hold TTL.
     booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5",
                                  BOOKING_REQUEST_LEASE="5")
     departure = await catalog.departure(max_group_size=4)
-    async with departure_locked(catalog_database, departure):
-        resp = await booking.post("/api/bookings", headers=bearer(customer),
-                                  json=departure.booking(4))
-        assert resp.status == 503
-    claimed = await booking_db.fetchval(
-        "SELECT booking_id FROM booking_requests WHERE answered_at IS NULL"
-        " ORDER BY created_at DESC LIMIT 1")
-    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold late")
+    claimed = await late_hold(booking, departure, bearer(customer), 4)
     retry = await booking.post("/api/bookings", headers=bearer(customer),
                                json=departure.booking(4))
     assert retry.status == 409  # held by the request that timed out
@@ -168,19 +149,12 @@ async def test_a_hold_no_retry_can_use_is_released_once_its_request_lease_ends(
 
 async def test_a_hold_a_keyed_retry_may_still_use_is_kept_for_the_hold_ttl(
         make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
-        catalog_database: str, booking_db: asyncpg.Connection) -> None:
+        late_hold: LateHold) -> None:
     booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5",
                                  BOOKING_REQUEST_LEASE="5")
     departure = await catalog.departure(max_group_size=4)
     key = str(uuid.uuid4())
-    async with departure_locked(catalog_database, departure):
-        resp = await booking.post("/api/bookings", headers={**bearer(customer),
-                                                           "Idempotency-Key": key},
-                                  json=departure.booking(4))
-        assert resp.status == 503
-    claimed = await booking_db.fetchval(
-        "SELECT booking_id FROM booking_requests WHERE idempotency_key = $1", key)
-    await eventually(lambda: catalog.hold(str(claimed)), message="catalog made the hold late")
+    claimed = await late_hold(booking, departure, {**bearer(customer), "Idempotency-Key": key}, 4)
 
     await booking.app[JOBS].release_abandoned_holds(now=datetime.now(UTC) + timedelta(minutes=5))
 
@@ -225,40 +199,16 @@ async def test_the_hold_of_a_request_still_storing_its_booking_is_not_released(
     assert await catalog.available_seats(departure) == 7
 
 
-@dataclass
-class HeldAuth:
-    """An auth that takes the contact lookup and answers (by hanging up) only when told: a
-    booking request waits between its hold and storing its booking for as long as a test needs."""
-
-    url: str
-    answer: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@pytest.fixture
-async def held_auth() -> AsyncIterator[HeldAuth]:
-    answer = asyncio.Event()
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await answer.wait()
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield HeldAuth(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", answer)
-    answer.set()
-    server.close()
-    await server.wait_closed()
-
-
 @pytest.mark.parametrize("release", ["answered", "timed out at booking"])
 async def test_a_request_whose_hold_the_job_released_stores_no_booking(
         *, make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
-        held_auth: HeldAuth, catalog_database: str, booking_db: asyncpg.Connection,
+        silent_server: SilentServer, catalog_database: str, booking_db: asyncpg.Connection,
         release: str) -> None:
     # The request outlived its lease before storing its booking, and the job gave its seats
     # back (or asked catalog to: the answer may be lost while catalog still does it). Storing
     # the booking now would sell seats nobody holds.
     booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="1",
-                                 AUTH_URL=held_auth.url, BOOKING_AUTH_TIMEOUT="20",
+                                 AUTH_URL=silent_server.url, BOOKING_AUTH_TIMEOUT="20",
                                  BOOKING_REQUEST_LEASE="25")
     departure = await catalog.departure(max_group_size=10)
     started = await booking_db.fetchval("SELECT now()")
@@ -279,14 +229,11 @@ async def test_a_request_whose_hold_the_job_released_stores_no_booking(
             assert await booking_db.fetchval(
                 "SELECT abandoned_at IS NOT NULL FROM booking_requests WHERE booking_id = $1",
                 claimed)
-    await eventually(lambda: _hold_is(catalog, str(claimed), "released"))
-    held_auth.answer.set()
+    await eventually(lambda: catalog.hold_is(str(claimed), "released"))
+    silent_server.hang_up.set()
     resp = await request
 
     assert resp.status == 503, await resp.text()
     assert await booking_db.fetchval("SELECT count(*) FROM bookings WHERE id = $1", claimed) == 0
     assert await catalog.available_seats(departure) == 10
 
-
-async def _hold_is(catalog: Catalog, booking_id: str, state: str) -> bool:
-    return await catalog.hold_state(booking_id) == state

@@ -40,13 +40,9 @@ async def test_a_payment_confirms_the_booking_and_catalog_books_the_seats(
     assert (event["data"]["status"], event["data"]["paymentStatus"]) == ("confirmed", "paid")
     assert event["data"]["totalAmount"] == created["totalAmount"]
     assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
-    await eventually(lambda: _hold_is(catalog, created["id"], "booked"))
+    await eventually(lambda: catalog.hold_is(created["id"], "booked"))
     assert await catalog.available_seats(departure) == 8
     assert metric(booking, "bookings_confirmed_total", source="payment") == 1
-
-
-async def _hold_is(catalog: Catalog, booking_id: str, state: str) -> bool:
-    return await catalog.hold_state(booking_id) == state
 
 
 async def test_a_payment_delivered_three_times_confirms_once(

@@ -3,7 +3,6 @@ booking fails after catalog held the seats, the seats are given back before the 
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from booking.tests.conftest import Catalog, MakeBooking, tomorrow
+from booking.tests.conftest import Catalog, MakeBooking, SilentServer, tomorrow
 from common.testing import bearer, free_port
 
 
@@ -20,22 +19,6 @@ async def bookings_of(conn: asyncpg.Connection, user: dict[str, Any]) -> int:
     count: int = await conn.fetchval("SELECT count(*) FROM bookings WHERE user_id = $1",
                                      uuid.UUID(user["user"]["id"]))
     return count
-
-
-@pytest.fixture
-async def silent_catalog() -> AsyncIterator[str]:
-    """A catalog that accepts connections and never answers."""
-    writers: list[asyncio.StreamWriter] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    server.close()
-    for writer in writers:
-        writer.close()
-    await server.wait_closed()
 
 
 def any_departure() -> dict[str, Any]:
@@ -57,9 +40,9 @@ async def test_catalog_down_is_503_and_nothing_is_stored(
 
 
 async def test_a_catalog_that_does_not_answer_is_503_within_the_timeout(
-        make_booking: MakeBooking, customer: dict[str, Any], silent_catalog: str,
+        make_booking: MakeBooking, customer: dict[str, Any], silent_server: SilentServer,
         booking_db: asyncpg.Connection) -> None:
-    booking = await make_booking(CATALOG_URL=silent_catalog, BOOKING_CATALOG_TIMEOUT="0.5")
+    booking = await make_booking(CATALOG_URL=silent_server.url, BOOKING_CATALOG_TIMEOUT="0.5")
     before = await bookings_of(booking_db, customer)
     started = time.monotonic()
 
