@@ -12,9 +12,10 @@ import structlog
 from auth import db
 from auth.config import Config
 from auth.passwords import check_password, hash_password
-from auth.schemas import ProfilePatch, RegisterIn, normalise_email
+from auth.schemas import ProfilePatch, RegisterIn
 from auth.tokens import TokenSigner, new_refresh_token, refresh_token_hash
 from common.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from common.http.fields import normalise_email
 
 log = structlog.get_logger(__name__)
 

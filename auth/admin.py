@@ -8,7 +8,8 @@ from pydantic import TypeAdapter, ValidationError
 from auth import db
 from auth.config import Config
 from auth.passwords import hash_password
-from auth.schemas import Email, Password
+from auth.schemas import Password
+from common.http.fields import Email
 
 
 class AdminError(ValueError):

@@ -6,7 +6,6 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     ConfigDict,
@@ -17,18 +16,11 @@ from pydantic import (
 )
 
 from common.http import Schema
+from common.http.fields import Email
+from common.http.fields import Phone as BasePhone
 
-_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 # check_password_policy as a JSON Schema (ECMA 262) pattern; [\s\S] is any character, newlines too.
 _LOWER_UPPER_DIGIT = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])"
-
-
-def normalise_email(value: str) -> str:
-    """One spelling per address: validated, Unicode-normalised, lower-cased."""
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def check_password_policy(value: str) -> str:
@@ -38,30 +30,17 @@ def check_password_policy(value: str) -> str:
     return value
 
 
-def normalise_phone(value: str | None) -> str | None:
-    if value is None:
-        return None
-    compact = re.sub(r"[\s().-]", "", value)
-    if not _PHONE.match(compact):
-        raise ValueError("must be an international number such as +33612345678")
-    return compact
-
-
 # The `json_schema_extra` below state in /openapi.json what the validators check, so that clients
-# (and generated tests) can tell a valid value; each is as strict as its validator or stricter.
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email),
-                  Field(json_schema_extra={"format": "email"})]
+# (and generated tests) can tell a valid value; each is as strict as its validator or stricter
+# (Email and Phone are common.http.fields').
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128),
                      AfterValidator(check_password_policy),
                      Field(json_schema_extra={"pattern": _LOWER_UPPER_DIGIT})]
 # Not blank once stripped (ECMA `\s` lacks U+0085, which the stripping removes too).
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
                  Field(json_schema_extra={"pattern": r"[^\s\u0085]"})]
-Phone = Annotated[str | None, StringConstraints(max_length=32), AfterValidator(normalise_phone),
-                  Field(json_schema_extra={
-                      "pattern": _PHONE.pattern.replace(r"\d", "[0-9]"),
-                      "description": "International format; spaces, dots, dashes and "
-                                     "parentheses are removed first"})]
+Phone = Annotated[BasePhone, Field(description=(
+    "International format; spaces, dots, dashes and parentheses are removed first"))]
 
 
 class RegisterIn(Schema):
