@@ -26,7 +26,6 @@ from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
 from common.periodic import CleanupContext
-from common.resilience import State
 
 
 def create_app(config: Config) -> web.Application:
@@ -78,13 +77,7 @@ def _health_ctx() -> CleanupContext:
         health = app[HEALTH]
         for name, check in health_checks(app).items():
             health.add(name, check, critical=False)
-        health.add("catalog", lambda: _catalog_circuit_closed(app), critical=False)
+        health.add("catalog", app[CATALOG].check, critical=False)
         yield
 
     return ctx
-
-
-async def _catalog_circuit_closed(app: web.Application) -> None:
-    breaker = app[CATALOG].breaker
-    if breaker.state is State.OPEN:
-        raise RuntimeError(f"catalog circuit open, retry in {breaker.retry_after():.0f}s")

@@ -7,7 +7,6 @@ being down, slow, failing or refusing our credential is booking's problem and be
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,7 +17,8 @@ import structlog
 
 from common.auth import SERVICE_HEADER
 from common.errors import AppError, Unavailable
-from common.resilience import BreakerOptions, CircuitBreaker, CircuitOpenError
+from common.http.upstream import Upstream, UpstreamDown, upstream_breaker
+from common.resilience import CircuitBreaker
 
 log = structlog.get_logger(__name__)
 
@@ -62,33 +62,21 @@ class Hold:
             departure_id=uuid.UUID(body["departureId"]),
             tour_date=date.fromisoformat(body["tourDate"]), seats=int(body["seats"]),
             state=str(body["state"]),
-            expires_at=datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00")),
+            expires_at=datetime.fromisoformat(body["expiresAt"]),
             tour_title=str(body["tourTitle"]), unit_price=int(body["unitPrice"]),
             currency=str(body["currency"]))
 
 
-def _is_upstream_fault(exc: BaseException) -> bool:
-    return isinstance(exc, aiohttp.ClientError | TimeoutError)
-
-
-def _is_server_error(result: object) -> bool:
-    return isinstance(result, tuple) and result[0] >= 500
-
-
 def catalog_breaker(timeout: float, reset_timeout: float) -> CircuitBreaker:
-    """After a run of failures, requests get their 503 at once instead of each waiting for the
-    timeout; catalog's 4xx answers are healthy answers and never open it."""
-    return CircuitBreaker("catalog", BreakerOptions(
-        timeout=timeout, reset_timeout=reset_timeout, is_failure=_is_upstream_fault,
-        is_failure_result=_is_server_error))
+    """Catalog's 4xx answers are healthy answers and never open it."""
+    return upstream_breaker("catalog", timeout, reset_timeout)
 
 
 class CatalogClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, service_token: str,
                  breaker: CircuitBreaker) -> None:
-        self._session = session
-        self._base_url = base_url.rstrip("/")
-        self._headers = {SERVICE_HEADER: service_token}
+        self._catalog = Upstream(session, base_url, breaker,
+                                 headers={SERVICE_HEADER: service_token})
         self.breaker = breaker
 
     async def hold(self, *, booking_id: uuid.UUID, tour_id: uuid.UUID, tour_date: date,
@@ -102,6 +90,10 @@ class CatalogClient:
             return self._hold(answer)
         raise self._refusal(status, answer)
 
+    async def check(self) -> None:
+        """Health check: the catalog circuit is not open."""
+        await self._catalog.check()
+
     async def release(self, booking_id: uuid.UUID) -> Hold | None:
         """Give the booking's seats back; None when catalog never held any for it."""
         status, answer = await self._call("POST", f"/internal/holds/{booking_id}/release")
@@ -114,29 +106,17 @@ class CatalogClient:
     async def _call(self, method: str, path: str,
                     body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         try:
-            status, answer = await self.breaker.call(self._request, method, path, body)
-        except CircuitOpenError as exc:
-            raise CatalogUnavailable(headers={
-                "Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("catalog_unreachable", method=method, path=path,
-                        error=str(exc) or type(exc).__name__)
-            raise CatalogUnavailable() from None
+            status, answer = await self._catalog.request(method, path, json=body)
+        except UpstreamDown as exc:
+            if exc.retry_after is None:
+                log.warning("catalog_unreachable", method=method, path=path, error=str(exc))
+            raise CatalogUnavailable(headers=exc.headers) from None
+        answer = answer or {}
         if status >= 500:
             log.warning("catalog_failed", method=method, path=path, status=status,
                         error=answer.get("error"))
             raise CatalogUnavailable()
         return status, answer
-
-    async def _request(self, method: str, path: str,
-                       body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
-        async with self._session.request(method, self._base_url + path, json=body,
-                                         headers=self._headers) as resp:
-            try:
-                answer = await resp.json(content_type=None)
-            except ValueError:
-                answer = None  # a proxy's HTML error page, say
-            return resp.status, answer if isinstance(answer, dict) else {}
 
     def _hold(self, answer: dict[str, Any]) -> Hold:
         try:

@@ -6,7 +6,7 @@ acked), then the upstream sessions, Redis, the bus and the pool close.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -17,6 +17,7 @@ from common.bus import bus_ctx, consumer_ctx, health_checks
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
+from common.periodic import CleanupContext
 from notify.app_keys import (
     AUTH_API,
     BOOKING_API,
@@ -39,8 +40,6 @@ from notify.rendering import Templates
 from notify.routes import setup_routes
 from notify.sms import HttpSms, LogSms, SmsSender
 from notify.upstream import InternalApi
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(config: Config) -> web.Application:

@@ -8,7 +8,6 @@ producers may add fields without breaking notify.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated
@@ -26,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from common.bus import Event, MalformedEventError
+from common.http.fields import normalise_phone
 
 BOOKING_CONFIRMED = "booking.confirmed"
 BOOKING_CANCELLED = "booking.cancelled"
@@ -34,9 +34,6 @@ PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_REFUNDED = "payment.refunded"
 AVAILABILITY_LOW = "tour.availability.low"
-
-_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
-
 
 def _email(value: str) -> str:
     try:
@@ -50,8 +47,10 @@ def normal_phone(value: object) -> str | None:
     traveller the e-mail, so it is treated as no phone at all."""
     if not isinstance(value, str):
         return None
-    compact = re.sub(r"[\s().-]", "", value)
-    return compact if _PHONE.match(compact) else None
+    try:
+        return normalise_phone(value)
+    except ValueError:
+        return None
 
 
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]

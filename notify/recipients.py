@@ -58,7 +58,7 @@ class Booking:
             participants=int(body["participants"]), total_amount=int(body["totalAmount"]),
             currency=str(body["currency"]), status=str(body["status"]),
             payment_status=str(body["paymentStatus"]),
-            expires_at=datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00")),
+            expires_at=datetime.fromisoformat(body["expiresAt"]),
             cancellation_reason=body.get("cancellationReason"),
             contact_name=contact.get("name"), contact_email=str(contact["email"]),
             contact_phone=normal_phone(contact.get("phone")))

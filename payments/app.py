@@ -7,7 +7,7 @@ upstream sessions close, then the relay finishes its batch, then the bus and the
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import stripe
@@ -18,7 +18,8 @@ from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
-from common.resilience import State
+from common.http.upstream import upstream_breaker
+from common.periodic import CleanupContext
 from payments.app_keys import (
     BOOKING,
     CANCELLATIONS,
@@ -31,7 +32,7 @@ from payments.app_keys import (
     STRIPE,
     WEBHOOKS,
 )
-from payments.bookings import BookingClient, booking_breaker
+from payments.bookings import BookingClient
 from payments.cancellations import Cancellations, build_consumer
 from payments.checkout import Checkout
 from payments.config import Config
@@ -42,8 +43,6 @@ from payments.refunds import Refunds
 from payments.routes import setup_routes
 from payments.stripe_api import StripeApi
 from payments.webhooks import Webhooks
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(config: Config) -> web.Application:
@@ -90,8 +89,8 @@ def _payments_ctx(config: Config) -> CleanupContext:
             cancellations = Cancellations(pool, stripe_api, refunds,
                                           policy_percent=config.cancel_refund_percent,
                                           lease=lease)
-            booking = BookingClient(to_booking, config.booking_url, booking_breaker(
-                config.booking_timeout, config.breaker_reset_timeout))
+            booking = BookingClient(to_booking, config.booking_url, upstream_breaker(
+                "booking", config.booking_timeout, config.breaker_reset_timeout))
             app[STRIPE], app[BOOKING], app[REFUNDS] = stripe_api, booking, refunds
             app[CANCELLATIONS], app[RECORDS] = cancellations, Records(pool)
             app[CHECKOUT] = Checkout(pool, booking, stripe_api, cancellations, metrics=metrics,
@@ -125,14 +124,9 @@ def _health_ctx() -> CleanupContext:
         health = app[HEALTH]
         for name, check in health_checks(app).items():
             health.add(name, check, critical=False)
-        health.add("booking", lambda: _booking_circuit_closed(app), critical=False)
+        health.add("booking", app[BOOKING].check, critical=False)
         health.add("stripe", app[STRIPE].ping, critical=False)
         yield
 
     return ctx
 
-
-async def _booking_circuit_closed(app: web.Application) -> None:
-    breaker = app[BOOKING].breaker
-    if breaker.state is State.OPEN:
-        raise RuntimeError(f"booking circuit open, retry in {breaker.retry_after():.0f}s")

@@ -6,7 +6,6 @@ down, slow or failing is 503 here, never a hung request."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,8 +15,8 @@ import aiohttp
 import structlog
 
 from common.errors import AppError, NotFound, Unavailable
-from common.http.middleware import REQUEST_ID_HEADER
-from common.resilience import BreakerOptions, CircuitBreaker, CircuitOpenError
+from common.http.upstream import Upstream, UpstreamDown
+from common.resilience import CircuitBreaker
 
 log = structlog.get_logger(__name__)
 
@@ -57,41 +56,27 @@ class Booking:
         return cls(id=uuid.UUID(body["id"]), user_id=uuid.UUID(body["userId"]),
                    status=str(body["status"]), payment_status=str(body["paymentStatus"]),
                    total_amount=int(body["totalAmount"]), currency=str(body["currency"]),
-                   expires_at=datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00")))
-
-
-def _is_upstream_fault(exc: BaseException) -> bool:
-    return isinstance(exc, aiohttp.ClientError | TimeoutError)
-
-
-def _is_server_error(result: object) -> bool:
-    return isinstance(result, tuple) and result[0] >= 500
-
-
-def booking_breaker(timeout: float, reset_timeout: float) -> CircuitBreaker:
-    """booking's 4xx answers (someone else's booking) are healthy answers: they never open it."""
-    return CircuitBreaker("booking", BreakerOptions(
-        timeout=timeout, reset_timeout=reset_timeout, is_failure=_is_upstream_fault,
-        is_failure_result=_is_server_error))
+                   expires_at=datetime.fromisoformat(body["expiresAt"]))
 
 
 class BookingClient:
+    """booking's 4xx answers (someone else's booking) are healthy answers: they never open the
+    circuit."""
+
     def __init__(self, session: aiohttp.ClientSession, base_url: str,
                  breaker: CircuitBreaker) -> None:
-        self._session = session
-        self._base_url = base_url.rstrip("/")
-        self.breaker = breaker
+        self._booking = Upstream(session, base_url, breaker, forward_correlation_id=True)
 
     async def get(self, booking_id: uuid.UUID, authorization: str) -> Booking:
         """The booking as the caller (whose Authorization header this is) may see it."""
         try:
-            status, body = await self.breaker.call(self._request, booking_id, authorization)
-        except CircuitOpenError as exc:
-            raise BookingUnavailable(headers={
-                "Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("booking_unreachable", error=str(exc) or type(exc).__name__)
-            raise BookingUnavailable() from None
+            status, answer = await self._booking.request(
+                "GET", f"/api/bookings/{booking_id}", headers={"Authorization": authorization})
+        except UpstreamDown as exc:
+            if exc.retry_after is None:
+                log.warning("booking_unreachable", error=str(exc))
+            raise BookingUnavailable(headers=exc.headers) from None
+        body = answer or {}
         if status == 200:
             try:
                 return Booking.from_json(body)
@@ -105,16 +90,6 @@ class BookingClient:
         log.warning("booking_failed", status=status, error=body.get("error"))
         raise BookingUnavailable()
 
-    async def _request(self, booking_id: uuid.UUID,
-                       authorization: str) -> tuple[int, dict[str, Any]]:
-        headers = {"Authorization": authorization}
-        request_id = structlog.contextvars.get_contextvars().get("requestId")
-        if request_id:  # booking's log lines of this call carry the payment request's id
-            headers[REQUEST_ID_HEADER] = str(request_id)
-        async with self._session.get(f"{self._base_url}/api/bookings/{booking_id}",
-                                     headers=headers) as resp:
-            try:
-                body = await resp.json(content_type=None)
-            except ValueError:
-                body = None
-            return resp.status, body if isinstance(body, dict) else {}
+    async def check(self) -> None:
+        """Health check: the circuit is not open."""
+        await self._booking.check()
