@@ -128,6 +128,26 @@ async def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(
     assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "succeeded"
 
 
+async def test_a_signature_dated_outside_the_tolerance_either_way_is_refused(
+        unhooked: Flow, customer: dict[str, Any]) -> None:
+    intent, payload = await paid_at_stripe(unhooked, customer)
+    now = int(time.time())
+    # PAYMENTS_WEBHOOK_TOLERANCE is 300 s, in both directions: a signature from the future
+    # is as replayable as an old one.
+    for name, at in {"ten years ahead": now + 10 * 365 * 24 * 3600, "400 s ahead": now + 400,
+                     "400 s ago": now - 400}.items():
+        resp = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                            headers=signed(payload, at=at))
+        assert resp.status == 400, name
+        assert (await resp.json())["error"] == "INVALID_SIGNATURE", name
+    assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "pending"
+
+    # A clock a minute ahead of ours is within the tolerance.
+    resp = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                        headers=signed(payload, at=now + 60))
+    assert (resp.status, (await resp.json())["outcome"]) == (200, "applied")
+
+
 async def test_an_event_delivered_twice_is_applied_once(
         unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection,
         probe: EventProbe) -> None:
