@@ -33,7 +33,8 @@ from payments.config import Config
 from payments.metrics import PaymentMetrics
 from payments.settlement import settle_intent
 from payments.states import OPEN, PAID, PaymentStatus
-from payments.stripe_api import Intent, StripeApi, StripeRefused, StripeUnavailable
+from payments.stripe_api import StripeApi, StripeRefused, StripeUnavailable
+from payments.stripe_objects import Intent
 
 log = structlog.get_logger(__name__)
 

@@ -234,6 +234,19 @@ async def forget_stripe_events(conn: asyncpg.Connection, before: datetime) -> in
     return int(status.rsplit(maxsplit=1)[-1])
 
 
+async def record_refused_event(conn: asyncpg.Connection, event_id: str | None,
+                               event_type: str | None, reason: str) -> None:
+    await conn.execute(
+        """INSERT INTO refused_stripe_events (event_id, event_type, reason)
+           VALUES ($1, $2, $3)""", event_id, event_type, reason)
+
+
+async def forget_refused_events(conn: asyncpg.Connection, before: datetime) -> int:
+    status: str = await conn.execute("DELETE FROM refused_stripe_events WHERE refused_at < $1",
+                                     before)
+    return int(status.rsplit(maxsplit=1)[-1])
+
+
 # --- cancelled bookings ----------------------------------------------------------------------
 
 async def insert_cancelled_booking(conn: asyncpg.Connection, booking_id: uuid.UUID, *,

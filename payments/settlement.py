@@ -23,7 +23,7 @@ from payments.states import (
     refund_status,
     status_of_intent,
 )
-from payments.stripe_api import Charge, Intent, Refund
+from payments.stripe_objects import Charge, Intent, Refund
 
 log = structlog.get_logger(__name__)
 

@@ -110,8 +110,11 @@ async def refund_payment(request: web.Request, identity: Identity,
 
 @endpoint(summary="Stripe's webhook", response=WebhookOut, errors=(400,), tags=("webhooks",),
           description=(
-              "The raw body, signed by Stripe (`Stripe-Signature`); a bad or stale signature is "
-              "400 INVALID_SIGNATURE and changes nothing. Each event is applied once."))
+              "The raw body, signed by Stripe (`Stripe-Signature`); a bad signature, or one "
+              "dated outside the tolerance (either way), is 400 INVALID_SIGNATURE and changes "
+              "nothing. A signed body that is not an event payments can read is 400 "
+              "MALFORMED_EVENT (details name the fields), recorded and applied nowhere. Each "
+              "event is applied once."))
 async def stripe_webhook(request: web.Request) -> web.Response:
     outcome = await request.app[WEBHOOKS].receive(await request.read(),
                                                   request.headers.get("Stripe-Signature"))
