@@ -31,7 +31,7 @@ from payments.bookings import Booking, BookingClient
 from payments.cancellations import Cancellations
 from payments.config import Config
 from payments.metrics import PaymentMetrics
-from payments.settlement import settle_intent
+from payments.settlement import Settlement
 from payments.states import OPEN, PAID, PaymentStatus
 from payments.stripe_api import StripeApi, StripeRefused, StripeUnavailable
 from payments.stripe_objects import Intent
@@ -75,9 +75,10 @@ def intent_key(booking_id: uuid.UUID, attempt: int) -> str:
 
 class Checkout:
     def __init__(self, pool: asyncpg.Pool, bookings: BookingClient, stripe: StripeApi,
-                 cancellations: Cancellations, *, metrics: PaymentMetrics,
-                 config: Config) -> None:
+                 settlement: Settlement, cancellations: Cancellations, *,
+                 metrics: PaymentMetrics, config: Config) -> None:
         self._pool, self._bookings, self._stripe = pool, bookings, stripe
+        self._settlement = settlement
         self._cancellations, self._metrics = cancellations, metrics
         self._recheck_after = float(config.reconcile_after)
 
@@ -152,7 +153,7 @@ class Checkout:
             return Answer(201, _body(payment, intent))
         intent = await self._stripe.retrieve_intent(payment["stripe_payment_intent_id"])
         async with self._pool.acquire() as conn, conn.transaction():
-            settled = await settle_intent(conn, intent)
+            settled = await self._settlement.settle_intent(conn, intent)
         if settled is not None and settled.refund_due:
             await self._cancellations.settle_soon(settled.booking_id)
         status = settled.status if settled is not None else PaymentStatus.CANCELED

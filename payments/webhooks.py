@@ -16,7 +16,7 @@ from common.http.validation import validation_details
 from payments import db
 from payments.cancellations import Cancellations
 from payments.metrics import PaymentMetrics
-from payments.settlement import Settled, record_charge, record_refund, settle_intent
+from payments.settlement import Settled, Settlement
 from payments.stripe_api import BadSignature, StripeApi
 from payments.stripe_objects import Charge, Event, Intent, Refund, StripeObject, event_names
 
@@ -79,9 +79,9 @@ def parse_event(text: str) -> tuple[Event, StripeObject | None]:
 
 
 class Webhooks:
-    def __init__(self, pool: asyncpg.Pool, stripe_api: StripeApi, cancellations: Cancellations,
-                 metrics: PaymentMetrics) -> None:
-        self._pool, self._stripe = pool, stripe_api
+    def __init__(self, pool: asyncpg.Pool, stripe_api: StripeApi, settlement: Settlement,
+                 cancellations: Cancellations, metrics: PaymentMetrics) -> None:
+        self._pool, self._stripe, self._settlement = pool, stripe_api, settlement
         self._cancellations, self._metrics = cancellations, metrics
 
     async def receive(self, payload: bytes, signature: str | None) -> str:
@@ -124,22 +124,24 @@ class Webhooks:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await db.record_stripe_event(conn, event.id, event.type):
                 return "duplicate"
-            settled = await self._settle(conn, obj, fetched)
+            settled = await self._settle(conn, event.id, obj, fetched)
         if settled is None:  # not about one of our payments (another integration's, say)
             return "ignored"
         if settled.refund_due:
             await self._cancellations.settle_soon(settled.booking_id)
         return "applied"
 
-    async def _settle(self, conn: asyncpg.Connection, obj: StripeObject,
+    async def _settle(self, conn: asyncpg.Connection, event_id: str, obj: StripeObject,
                       fetched: list[Refund]) -> Settled | None:
+        settlement = self._settlement
         if isinstance(obj, Intent):
-            return await settle_intent(conn, obj)
+            return await settlement.settle_intent(conn, obj, event_id=event_id)
         if isinstance(obj, Refund):
-            return await record_refund(conn, obj)
+            return await settlement.record_refund(conn, obj, event_id=event_id)
         if not isinstance(obj, Charge):
             raise TypeError(f"no settlement for {type(obj).__name__}")
-        return await record_charge(conn, obj, list(obj.refunds) or fetched)
+        return await settlement.record_charge(conn, obj, list(obj.refunds) or fetched,
+                                              event_id=event_id)
 
     async def _refunds_of_charge(self, event_id: str, charge: Charge) -> list[Refund]:
         """Newer API versions send `charge.refunded` without its refunds: they are read from
