@@ -20,8 +20,10 @@ from common.http.health import HEALTH
 from common.http.metrics import METRICS
 from common.http.upstream import upstream_breaker
 from common.periodic import CleanupContext
+from payments.amounts import Amounts
 from payments.anomalies import Anomalies
 from payments.app_keys import (
+    AMOUNTS,
     ANOMALIES,
     BOOKING,
     CANCELLATIONS,
@@ -103,6 +105,7 @@ def _payments_ctx(config: Config) -> CleanupContext:
             app[RECONCILER] = Reconciler(pool, stripe_api, settlement, refunds, cancellations,
                                          metrics=metrics, config=config, lease=lease)
             app[ANOMALIES] = Anomalies(pool, metrics)
+            app[AMOUNTS] = Amounts(pool, stripe_api, settlement)
             yield
 
     return ctx

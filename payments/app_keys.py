@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from payments.amounts import Amounts
 from payments.anomalies import Anomalies
 from payments.bookings import BookingClient
 from payments.cancellations import Cancellations
@@ -25,3 +26,4 @@ CANCELLATIONS: web.AppKey[Cancellations] = web.AppKey("cancellations", Cancellat
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks", Webhooks)
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)
 ANOMALIES: web.AppKey[Anomalies] = web.AppKey("anomalies", Anomalies)
+AMOUNTS: web.AppKey[Amounts] = web.AppKey("amounts", Amounts)

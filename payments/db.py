@@ -102,6 +102,13 @@ async def update_status(conn: asyncpg.Connection, payment_id: uuid.UUID, *, stat
         received_currency)
 
 
+async def set_payment_amount(conn: asyncpg.Connection, payment_id: uuid.UUID, *, amount: int,
+                             currency: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""UPDATE payments SET amount = $2, currency = $3, updated_at = now() WHERE id = $1
+         RETURNING {PAYMENT_COLUMNS}""", payment_id, amount, currency)
+
+
 async def update_refunded(conn: asyncpg.Connection, payment_id: uuid.UUID, *,
                           refunded_amount: int, status: str) -> asyncpg.Record:
     return await conn.fetchrow(
@@ -174,6 +181,29 @@ async def claim_open_payments(conn: asyncpg.Connection, *, now: datetime, rechec
                            ORDER BY check_after LIMIT $3 FOR UPDATE SKIP LOCKED)
          RETURNING id, stripe_payment_intent_id""", now, recheck_after, limit)
     return rows
+
+
+# --- booking totals ----------------------------------------------------------------------------
+
+async def record_booking_amount(conn: asyncpg.Connection, booking_id: uuid.UUID, *, amount: int,
+                                currency: str) -> None:
+    await conn.execute(
+        """INSERT INTO booking_amounts AS b (booking_id, amount, currency) VALUES ($1, $2, $3)
+           ON CONFLICT (booking_id) DO UPDATE
+              SET amount = excluded.amount, currency = excluded.currency,
+                  version = b.version + 1, updated_at = now()""", booking_id, amount, currency)
+
+
+async def booking_amount(conn: asyncpg.Connection,
+                         booking_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT amount, currency, version FROM booking_amounts WHERE booking_id = $1",
+        booking_id)
+
+
+async def forget_booking_amounts(conn: asyncpg.Connection, before: datetime) -> int:
+    status: str = await conn.execute("DELETE FROM booking_amounts WHERE updated_at < $1", before)
+    return int(status.rsplit(maxsplit=1)[-1])
 
 
 # --- refunds ---------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ late webhook cannot strand a booking or keep a cancelled booking's money.
 - cancelled bookings not yet settled (Stripe was down, or a payment was still processing): settled
   again (intents canceled, refunds made);
 - refunds left `requested` (Stripe's answer was lost): sent again with their idempotency key;
-- Stripe event ids (applied or refused) and create-intent keys past their useful life are
-  forgotten.
+- Stripe event ids (applied or refused), booking totals and create-intent keys past their
+  useful life are forgotten.
 
 Any number of processes may run it: each step claims its rows with `FOR UPDATE SKIP LOCKED` and
 pushes them ahead by a lease in the same statement, then talks to Stripe outside any transaction.
@@ -120,6 +120,7 @@ class Reconciler:
         async with self._pool.acquire() as conn:
             return (await db.forget_stripe_events(conn, moment - STRIPE_EVENT_RETENTION)
                     + await db.forget_refused_events(conn, moment - STRIPE_EVENT_RETENTION)
+                    + await db.forget_booking_amounts(conn, moment - STRIPE_EVENT_RETENTION)
                     + await db.forget_intent_requests(conn, moment - self._idempotency_ttl))
 
 

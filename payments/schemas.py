@@ -43,6 +43,24 @@ class RefundIn(Schema):
         "any other text is kept as a note (ours, and in Stripe's metadata)"))
 
 
+class AmountIn(Schema):
+    amount: int = Field(strict=True, ge=1, le=MAX_AMOUNT, description=(
+        "The booking's new total, minor units"))
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
+        description="ISO 4217, upper case")
+
+
+class AmountOut(Schema):
+    booking_id: uuid.UUID
+    amount: int
+    currency: str
+    payment_intent_id: str | None = Field(description=(
+        "The booking's open intent, now asking this amount; null when it has none (yet)"))
+    action: Literal["none", "updated", "replaced"] = Field(description=(
+        "none: nothing to change (no open intent, or it asks this amount already); updated: "
+        "the open attempt (and its intent at Stripe) now asks this amount"))
+
+
 class ListQuery(Schema):
     page: int = Field(1, ge=1, le=100_000)
     limit: int = Field(20, ge=1, le=100)

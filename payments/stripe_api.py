@@ -105,6 +105,15 @@ class StripeApi:
         return _read(Intent, "retrieve_intent", await self._call(
             "retrieve_intent", self._client.v1.payment_intents.retrieve_async(intent_id)))
 
+    async def update_intent_amount(self, intent_id: str, *, amount: int,
+                                   currency: str) -> Intent:
+        """The amount an intent asks. Stripe allows it while the intent awaits its payment
+        (requires_payment_method, requires_confirmation, requires_action) and refuses it
+        otherwise (`payment_intent_unexpected_state`)."""
+        params: Any = {"amount": amount, "currency": currency.lower()}
+        return _read(Intent, "update_intent", await self._call(
+            "update_intent", self._client.v1.payment_intents.update_async(intent_id, params)))
+
     async def cancel_intent(self, intent_id: str) -> Intent:
         """Stripe refuses (`payment_intent_unexpected_state`) when the intent already succeeded,
         is processing, or is canceled: the caller then reads the intent to learn which."""

@@ -9,11 +9,14 @@ from aiohttp import web
 from common.auth import Identity
 from common.http import endpoint, json_response
 from common.http.idempotency import REPLAYED_HEADER, idempotency_key
-from payments.app_keys import ANOMALIES, CHECKOUT, CONFIG, RECORDS, REFUNDS, WEBHOOKS
+from payments.app_keys import AMOUNTS, ANOMALIES, CHECKOUT, CONFIG, RECORDS, REFUNDS, WEBHOOKS
+from payments.bookings import BookingNotFound
 from payments.errors import PaymentNotFound
 from payments.records import NoPaymentsForBooking
 from payments.refunds import RefundRequest, split_reason
 from payments.schemas import (
+    AmountIn,
+    AmountOut,
     BookingPaymentsOut,
     ConfigOut,
     CreateIntentIn,
@@ -134,6 +137,26 @@ async def resolve_anomalies(request: web.Request, identity: Identity,
     await request.app[ANOMALIES].resolve(payment_id, note=body.note,
                                          by=uuid.UUID(identity.user_id))
     return json_response(await request.app[RECORDS].get(identity, payment_id))
+
+
+@endpoint(summary="A pending booking's new total (for booking)", access="service",
+          body=AmountIn, response=AmountOut, errors=(401, 404, 409, 502, 503),
+          tags=("internal",), description=(
+              "Called by booking before it commits a new total. The booking's open intent asks "
+              "the new amount from then on (a payment at the old one is an amount_mismatch "
+              "anomaly); the same amount again changes nothing. 409 PAYMENT_IN_PROGRESS: a "
+              "payment of the booking is processing or succeeded, and the booking must refuse "
+              "its change. 404 BOOKING_NOT_FOUND only for a malformed id (a booking payments "
+              "never saw is 200, action none). 503 with Retry-After when Stripe cannot be "
+              "reached. A service credential (`X-Internal-Token`) is required: anything else, a "
+              "user's token included, is 401 SERVICE_CREDENTIAL_INVALID."))
+async def change_amount(request: web.Request, body: AmountIn) -> web.Response:
+    booking_id = _uuid(request, "bookingId", BookingNotFound)
+    changed = await request.app[AMOUNTS].change(booking_id, body.amount, body.currency)
+    return json_response(AmountOut(booking_id=changed.booking_id, amount=changed.amount,
+                                   currency=changed.currency,
+                                   payment_intent_id=changed.payment_intent_id,
+                                   action=changed.action))
 
 
 @endpoint(summary="Stripe's webhook", response=WebhookOut, errors=(400,), tags=("webhooks",),
