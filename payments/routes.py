@@ -15,4 +15,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/payments/{id}/refund", views.refund_payment)
     app.router.add_post("/api/payments/{id}/anomalies/resolve", views.resolve_anomalies)
     app.router.add_post("/webhooks/stripe", views.stripe_webhook)
+    # Where the original's guide points `stripe listen --forward-to`: the same webhook.
+    app.router.add_post("/api/webhooks/stripe", views.stripe_webhook)
     app.router.add_put("/internal/payments/booking/{bookingId}/amount", views.change_amount)

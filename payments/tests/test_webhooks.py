@@ -148,6 +148,25 @@ async def test_a_signature_dated_outside_the_tolerance_either_way_is_refused(
     assert (resp.status, (await resp.json())["outcome"]) == (200, "applied")
 
 
+async def test_the_originals_webhook_path_is_the_same_webhook(
+        unhooked: Flow, customer: dict[str, Any]) -> None:
+    """`stripe listen --forward-to localhost:8080/api/webhooks/stripe`, as the original's guide
+    says, reaches the same handler as /webhooks/stripe."""
+    intent, payload = await paid_at_stripe(unhooked, customer)
+
+    forged = await unhooked.payments.post("/api/webhooks/stripe", data=payload,
+                                          headers=signed(payload, "whsec_someone_else"))
+    resp = await unhooked.payments.post("/api/webhooks/stripe", data=payload,
+                                        headers=signed(payload))
+    again = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                         headers=signed(payload))
+
+    assert (forged.status, (await forged.json())["error"]) == (400, "INVALID_SIGNATURE")
+    assert (resp.status, await resp.json()) == (200, {"received": True, "outcome": "applied"})
+    assert (await again.json())["outcome"] == "duplicate"
+    assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "succeeded"
+
+
 async def test_an_event_delivered_twice_is_applied_once(
         unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection,
         probe: EventProbe) -> None:
