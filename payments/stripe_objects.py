@@ -45,8 +45,10 @@ def _listed(value: Any) -> Any:
 
 StripeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,255}$")]
 EventType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.]{1,255}$")]
-# Integers as JSON writes them: "9000", 12.5 and 1e400 are not amounts.
-Amount = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
+# Integers as JSON writes them: "9000", 12.5 and 1e400 are not amounts. Stripe charges and
+# refunds at least 1; what is refunded of a charge may be 0.
+Amount = Annotated[int, Field(strict=True, ge=1, le=MAX_AMOUNT)]
+Total = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]
 Text = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_no_nul)]
 Expandable = Annotated[StripeId | None, BeforeValidator(_id_of)]
@@ -106,7 +108,7 @@ class Charge(StripeObject):
 
     id: StripeId
     payment_intent: Expandable = None
-    amount_refunded: Amount = 0
+    amount_refunded: Total = 0
     refunds: Annotated[tuple[Refund, ...], BeforeValidator(_listed)] = ()
 
 

@@ -215,6 +215,7 @@ async def test_a_signed_but_malformed_event_is_refused_and_recorded_never_a_500(
         "amount as text": reshaped(event, lambda o: o.update(amount="9000")),
         "amount 12.5": reshaped(event, lambda o: o.update(amount=12.5)),
         "amount beyond any bigint": reshaped(event, lambda o: o.update(amount=10**30)),
+        "amount 0": reshaped(event, lambda o: o.update(amount=0)),
         "no status": reshaped(event, lambda o: o.pop("status")),
         "unknown status": reshaped(event, lambda o: o.update(status="paid_maybe")),
         "no currency": reshaped(event, lambda o: o.pop("currency")),
