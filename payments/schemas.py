@@ -58,7 +58,9 @@ class AmountOut(Schema):
         "The booking's open intent, now asking this amount; null when it has none (yet)"))
     action: Literal["none", "updated", "replaced"] = Field(description=(
         "none: nothing to change (no open intent, or it asks this amount already); updated: "
-        "the open attempt (and its intent at Stripe) now asks this amount"))
+        "the open attempt (and its intent at Stripe) now asks this amount; replaced (a new "
+        "intent instead of the open one) is part of the contract, and payments does not "
+        "answer it: Stripe lets the open intent change"))
 
 
 class ListQuery(Schema):

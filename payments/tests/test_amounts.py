@@ -17,9 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from common.bus.testing import EventProbe
-from common.testing import bearer, eventually
+from common.testing import bearer, eventually, free_port
 from conftest import INTERNAL_TOKEN
-from payments.tests.conftest import Flow, MakeFlow, booking_url, outbox
+from payments.tests.conftest import Flow, MakeFlow, MakePayments, booking_url, outbox
 from payments.tests.test_anomalies import deliver, stripe_event
 from payments.tests.test_webhooks import SECRET
 
@@ -119,6 +119,23 @@ async def test_a_payment_being_processed_refuses_the_change(
     assert (status, body["error"]) == (409, "PAYMENT_IN_PROGRESS")
     assert (await flow.stripe.intent(intent["paymentIntentId"])).amount == 9000
     assert (await flow.payment(customer, intent["paymentId"]))["amount"] == 9000
+
+
+async def test_stripe_unreachable_changes_nothing_and_says_when_to_retry(
+        flow: Flow, make_payments: MakePayments, customer: dict[str, Any]) -> None:
+    created = await flow.pending_booking(customer)
+    intent = await flow.create_intent(customer, created)
+    cut_off = await make_payments(webhooks=False, BOOKING_URL=booking_url(flow.booking),
+                                  STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+                                  PAYMENTS_STRIPE_TIMEOUT="1", PAYMENTS_STRIPE_MAX_RETRIES="0")
+
+    resp = await cut_off.put(f"/internal/payments/booking/{created['id']}/amount",
+                             headers=SERVICE, json={"amount": 13_500, "currency": "EUR"})
+
+    assert (resp.status, (await resp.json())["error"]) == (503, "PAYMENT_PROVIDER_UNAVAILABLE")
+    assert int(resp.headers["Retry-After"]) > 0
+    assert (await flow.payment(customer, intent["paymentId"]))["amount"] == 9000
+    assert (await flow.stripe.intent(intent["paymentIntentId"])).amount == 9000
 
 
 async def test_without_an_open_intent_there_is_nothing_to_do_and_only_services_may_ask(
