@@ -78,16 +78,18 @@ class Amounts:
         # The lock create-intent takes to start an attempt: an attempt made before is changed
         # here, one made after reads the amount recorded here (see checkout).
         await db.lock_booking(conn, booking_id)
-        await db.record_booking_amount(conn, booking_id, amount=amount, currency=currency)
         payment = await self._open_payment(conn, booking_id)
-        if payment is None:  # the next intent is made at the booking's (new) total
-            return AmountChanged(booking_id, amount, currency, None, "none")
         if isinstance(payment, _Refused):
             return payment
-        asked = await self._ask(conn, payment, amount, currency)
-        if isinstance(asked, _Refused):
-            return asked
-        return AmountChanged(booking_id, amount, currency, *asked)
+        # Without an open attempt, the next intent is made at the booking's (new) total.
+        changed = AmountChanged(booking_id, amount, currency, None, "none")
+        if payment is not None:
+            asked = await self._ask(conn, payment, amount, currency)
+            if isinstance(asked, _Refused):
+                return asked
+            changed = AmountChanged(booking_id, amount, currency, *asked)
+        await db.record_booking_amount(conn, booking_id, amount=amount, currency=currency)
+        return changed
 
     async def _open_payment(self, conn: asyncpg.Connection,
                             booking_id: uuid.UUID) -> asyncpg.Record | _Refused | None:
