@@ -1,8 +1,8 @@
 """SMS through a provider: a Twilio-style REST API (`HttpSms`) or, in development, the log
 (`LogSms`). Failures are sorted as for e-mail: the provider refusing the message (a 4xx such as
 an invalid number) is permanent; no answer, a timeout, 429 and 5xx are transient (retried no
-sooner than their `Retry-After`), and so are 401/403 (our credentials, ours to fix: the event is
-retried, then replayable)."""
+sooner than their `Retry-After`), and so are 401/403/404 (our credentials or account id, ours to
+fix: the event is retried, then replayable)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from notify.formatting import mask
 
 log = structlog.get_logger(__name__)
 
-_TRANSIENT = frozenset({401, 403, 408, 409, 425, 429})
+# 401/403 are our credentials and 404/405 our endpoint (Twilio answers 404 to an account id it
+# does not know): every SMS fails alike until the settings are fixed, so none is given up on.
+# A refusal of the message itself (an invalid number) is a 400 with the provider's code.
+_TRANSIENT = frozenset({401, 403, 404, 405, 408, 409, 425, 429})
 
 
 class SmsSender(Protocol):

@@ -151,6 +151,23 @@ async def test_a_retry_after_beyond_the_longest_retry_waits_that_long_and_no_lon
         await sms_scene.reader.channel.queue_purge(longest, timeout=10)
 
 
+async def test_a_provider_that_knows_no_such_account_is_our_configuration_and_retried(
+        sms_scene: Scene, sms_provider: SmsProvider) -> None:
+    """Twilio answers 404 to a wrong account id in the URL, and says nothing about the number:
+    every SMS would fail the same way until the settings are fixed, so none is given up."""
+    vic = await traveller(sms_scene, "Vic")
+    sms_provider.answers.append((404, {
+        "code": 20404, "status": 404, "more_info": "https://www.twilio.com/docs/errors/20404",
+        "message": f"The requested resource /2010-04-01/Accounts/{SMS_SID}/Messages.json "
+                   "was not found"}))
+    event = await sms_scene.publish(booking_event("booking.confirmed", vic))
+
+    row = await sms_scene.delivery(event, "sms", status="sent")
+
+    assert (row["attempts"], row["permanent"]) == (2, False)
+    assert row["last_error"].startswith("SMS provider answered 404: The requested resource")
+
+
 async def test_a_number_the_provider_refuses_is_failed_for_good(
         sms_scene: Scene, sms_provider: SmsProvider) -> None:
     max_ = await traveller(sms_scene, "Max")
