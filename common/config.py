@@ -1,8 +1,6 @@
-"""Typed, frozen service configuration, read once from environment variables and validated at start.
-
-Every field maps to one environment variable: shared settings keep their bare name (`AMQP_URL`),
-service settings carry the service's prefix (`AUTH_PORT`). `load_config` names each bad variable.
-"""
+"""Typed, frozen service configuration, read once from the environment and validated at start. A
+setting's variable is bare when shared (`AMQP_URL`), else prefixed (`AUTH_PORT`); the names of the
+system tourbook replaces are read too, with a warning. `load_config` names each bad variable."""
 
 from __future__ import annotations
 
@@ -239,8 +237,8 @@ def _read(cls: type[BaseConfig], environ: Mapping[str, str]) -> _Reading:
     for retired in cls.retired:
         if retired.name not in aliased and _is_set(environ.get(retired.name)):
             reading.notices.append(Notice("config_variable_not_read", {
-                "variable": retired.name, "instead": retired.instead.format(
-                    port=variables["port"], prefix=cls.env_prefix)}))
+                "variable": retired.name,
+                "instead": retired.instead.format(port=variables["port"])}))
     reading.notices += _lookalikes(cls, environ, set(variables.values()))
     return reading
 

@@ -1,16 +1,5 @@
-"""E-mail over SMTP with aiosmtplib: one connection per message (plain, STARTTLS or implicit
-TLS, with AUTH when configured), and every failure sorted into permanent or transient.
-
-Permanent, never tried again: the server refuses the recipient (5xx to RCPT) or the message
-(5xx to DATA), or it lacks SMTPUTF8 which the recipient's non-ASCII mailbox name needs.
-Everything else is transient and retried with the event: no connection, a timeout, a 4xx
-(mailbox busy, greylisting), and also a refused login or sender, which are ours to fix; once
-fixed, the retries (or a replay from the dead-letter queue) deliver.
-
-An internationalised domain travels in its ASCII form (IDNA), so `ann@bücher.example` needs no
-SMTPUTF8; a non-ASCII mailbox name (`zoë@example.com`) is sent with SMTPUTF8 where the server
-offers it.
-"""
+"""E-mail over SMTP with aiosmtplib: one connection per message (plain, STARTTLS or implicit TLS,
+AUTH when configured; SMTPUTF8 when an address needs it), every failure sorted by `classify`."""
 
 from __future__ import annotations
 
@@ -43,6 +32,11 @@ def _is_permanent(code: int) -> bool:
 
 
 def classify(exc: BaseException) -> SendFailed:
+    """Permanent, never tried again: the server refuses the recipient (5xx to RCPT) or the
+    message (5xx to DATA). Everything else is transient and retried with the event: no
+    connection, a timeout, a 4xx (mailbox busy, greylisting), and also a refused login or
+    sender, which are ours to fix; once fixed, the retries (or a replay from the dead-letter
+    queue) deliver."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refusals = exc.recipients
         permanent = bool(refusals) and all(_is_permanent(r.code) for r in refusals)

@@ -1,8 +1,6 @@
 """SMS through a provider: a Twilio-style REST API (`HttpSms`) or, in development, the log
-(`LogSms`). Failures are sorted as for e-mail: the provider refusing the message (a 4xx such as
-an invalid number) is permanent; no answer, a timeout, 429 and 5xx are transient (retried no
-sooner than their `Retry-After`), and so are 401/403/404 (our credentials or account id, ours to
-fix: the event is retried, then replayable)."""
+(`LogSms`). A refused message (a 4xx such as an invalid number) fails for good; anything else,
+our settings' errors included (401/403/404), is retried, no sooner than the `Retry-After`."""
 
 from __future__ import annotations
 
