@@ -15,8 +15,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from common.logging import log_at_start
-
 PLACEHOLDER_MARK = "change-me"
 
 
@@ -312,7 +310,11 @@ def load_config(cls: type[C], environ: Mapping[str, str] | None = None) -> C:
             name = by_key.get(str(loc[0])) if loc else None
             problems.append(f"{_said(cls, name, reading)}: {message}" if name else message)
         raise ConfigError(f"invalid {cls.service} configuration: " + "; ".join(problems)) from None
-    if from_process:
+    if from_process and reading.notices:
+        # Imported here: structlog's import would slow every process start (the ops CLI, tools)
+        # for warnings most starts do not have.
+        from common.logging import log_at_start  # noqa: PLC0415
+
         for notice in reading.notices:
             log_at_start("config", "warning", notice.event, **notice.fields)
     return config
