@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from common.config import BaseConfig, CsvList
+from common.config import Alias, BaseConfig, CsvList
 from gateway.table import Limits, RouteTable, Rule
 
 SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime")
@@ -57,6 +57,9 @@ DEFAULT_RATE_LIMITS = ("/=100/900", "/api/auth=10/900", "/api/payments=20/60",
 class Config(BaseConfig):
     service: ClassVar[str] = "gateway"
     env_prefix: ClassVar[str] = "GATEWAY_"
+    aliases: ClassVar[tuple[Alias, ...]] = (
+        *BaseConfig.aliases, Alias(("CORS_ORIGIN",), "cors_origins"),
+        Alias(("ALLOWED_ORIGINS",), "cors_origins"))
 
     port: int = Field(8080, ge=0, le=65535)
     auth_url: str = Field("http://127.0.0.1:3005", alias="AUTH_URL")
