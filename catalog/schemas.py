@@ -378,6 +378,12 @@ class HoldIn(Schema):
                                                   "the sweeper releases the hold some time after")
 
 
+class HoldResizeIn(Schema):
+    seats: int = Field(strict=True, description=(
+        "What the booking holds from now on: 1 to the tour's maxGroupSize (errors name the "
+        "field participants)"))
+
+
 class HoldOut(Schema):
     booking_id: UUID
     tour_id: UUID
