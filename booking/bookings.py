@@ -206,6 +206,7 @@ class Bookings:
                        else ADMIN_CANCEL_REASON)
             if identity.is_admin:
                 return change_status(state_of(booking), Status.CANCELLED,
+                                     tour_date=booking["tour_date"], today=utc_today(),
                                      reason=reason or default)
             return cancel_by_customer(state_of(booking), tour_date=booking["tour_date"],
                                       today=utc_today(), reason=reason or default)
@@ -216,7 +217,8 @@ class Bookings:
     async def set_status(self, booking_id: uuid.UUID, status: Status,
                          reason: str | None) -> asyncpg.Record:
         return await self._change(booking_id, lambda booking: change_status(
-            state_of(booking), status, reason=reason or ADMIN_CANCEL_REASON), "admin")
+            state_of(booking), status, tour_date=booking["tour_date"], today=utc_today(),
+            reason=reason or ADMIN_CANCEL_REASON), "admin")
 
     async def set_payment_status(self, booking_id: uuid.UUID,
                                  payment_status: PaymentStatus) -> asyncpg.Record:

@@ -91,14 +91,17 @@ class Jobs:
     async def _expire_batch(self, conn: asyncpg.Connection, now: datetime) -> int:
         bookings = await db.lock_expired(conn, now, self._batch)
         for booking in bookings:
-            await apply(conn, booking, change_status(state_of(booking), Status.CANCELLED,
-                                                     reason=EXPIRED_REASON))
+            await apply(conn, booking, change_status(
+                state_of(booking), Status.CANCELLED, tour_date=booking["tour_date"],
+                today=now.date(), reason=EXPIRED_REASON))
         return len(bookings)
 
     async def _complete_batch(self, conn: asyncpg.Connection, today: date) -> int:
         bookings = await db.lock_departed(conn, today, self._batch)
         for booking in bookings:
-            await apply(conn, booking, change_status(state_of(booking), Status.COMPLETED))
+            await apply(conn, booking, change_status(state_of(booking), Status.COMPLETED,
+                                                     tour_date=booking["tour_date"],
+                                                     today=today))
         return len(bookings)
 
     async def _in_batches(self, batch: Callable[[asyncpg.Connection], Awaitable[int]],

@@ -54,10 +54,10 @@ def utc_today() -> date:
 
 def transitions_for(booking: asyncpg.Record, viewer: Identity) -> dict[str, list[str]]:
     """The `allowedTransitions` one caller sees: the moves that caller may make."""
-    state = state_of(booking)
+    state, tour_date, today = state_of(booking), booking["tour_date"], utc_today()
     if viewer.is_admin:
-        return allowed_transitions(state)
-    return customer_transitions(state, tour_date=booking["tour_date"], today=utc_today())
+        return allowed_transitions(state, tour_date=tour_date, today=today)
+    return customer_transitions(state, tour_date=tour_date, today=today)
 
 
 async def change(conn: asyncpg.Connection, booking_id: uuid.UUID, plan: Plan) -> Changed:
