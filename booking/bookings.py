@@ -189,7 +189,10 @@ class Bookings:
             user_id=None if identity.is_admin else identity.user_id,
             status=query.status.value if query.status else None, tour_id=query.tour_id,
             date_from=query.date_from, date_to=query.date_to, email=query.email)
-        async with self._pool.acquire() as conn:
+        # One snapshot for both statements: a booking made between them would otherwise be
+        # counted in the total and missing from the page.
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
             items = await db.list_bookings(conn, filters, limit=query.limit,
                                            offset=(query.page - 1) * query.limit)
             total = await db.count_bookings(conn, filters)
