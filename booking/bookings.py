@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable, H
 from booking.config import Config
 from booking.contacts import Contact, ContactBook
 from booking.idempotency import Claim, Replay
-from booking.lifecycle import BookingNotFound, Plan, change, state_of, utc_today
+from booking.lifecycle import BookingNotFound, Plan, amount_paid, change, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.schemas import BookingIn, ListQuery, booking_out
 from booking.states import (
@@ -30,13 +30,17 @@ from booking.states import (
     change_status,
 )
 from common.auth import Identity
-from common.errors import Unavailable
+from common.errors import Unavailable, ValidationFailed
 from common.http.idempotency import request_hash
 
 log = structlog.get_logger(__name__)
 
 CUSTOMER_CANCEL_REASON = "cancelled by the customer"
 ADMIN_CANCEL_REASON = "cancelled by an administrator"
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(details=[{"field": field, "message": message}])
 
 
 class RequestAbandoned(Unavailable):
@@ -223,14 +227,29 @@ class Bookings:
             state_of(booking), status, tour_date=booking["tour_date"], today=utc_today(),
             reason=reason or ADMIN_CANCEL_REASON), "admin")
 
-    async def set_payment_status(self, booking_id: uuid.UUID,
-                                 payment_status: PaymentStatus) -> asyncpg.Record:
+    async def set_payment_status(self, booking_id: uuid.UUID, payment_status: PaymentStatus,
+                                 refunded_amount: int | None) -> asyncpg.Record:
         """Reconciliation: the same move a payment event makes (`paid` confirms a pending
-        booking and announces it), with the full amount when marked refunded."""
+        booking and announces it, and records the total as paid), with everything paid when
+        marked refunded and the amount given when marked partially refunded."""
         def plan(booking: asyncpg.Record) -> Transition:
-            refunded = (booking["total_amount"] if payment_status is PaymentStatus.REFUNDED
-                        else None)
-            return change_payment(state_of(booking), payment_status, refunded_amount=refunded)
+            transition = change_payment(state_of(booking), payment_status)
+            paid = amount_paid(booking)
+            if payment_status is PaymentStatus.PAID:
+                return replace(transition, paid_amount=booking["total_amount"])
+            if payment_status is PaymentStatus.REFUNDED:
+                if refunded_amount not in (None, paid):
+                    raise invalid("refundedAmount", f"must be the {paid} paid, or left out, "
+                                                    "for refunded; less is partially_refunded")
+                return replace(transition, refunded_amount=paid)
+            if payment_status is PaymentStatus.PARTIALLY_REFUNDED:
+                if refunded_amount is None or not (
+                        booking["refunded_amount"] < refunded_amount < paid):
+                    raise invalid("refundedAmount", (
+                        f"must be more than the {booking['refunded_amount']} refunded so far "
+                        f"and less than the {paid} paid"))
+                return replace(transition, refunded_amount=refunded_amount)
+            return transition
 
         return await self._change(booking_id, plan, "admin")
 

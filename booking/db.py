@@ -18,7 +18,8 @@ MIGRATIONS = [BUS_MIGRATIONS, MigrationSource("booking", Path(__file__).parent /
 
 BOOKING_COLUMNS = """id, user_id, tour_id, departure_id, tour_title, tour_date, participants,
                      unit_price, total_amount, currency, contact_name, contact_email,
-                     contact_phone, special_requests, status, payment_status, refunded_amount,
+                     contact_phone, special_requests, status, payment_status, paid_amount,
+                     refunded_amount,
                      expires_at, confirmed_at, cancelled_at, completed_at, cancellation_reason,
                      created_at, updated_at"""
 
@@ -69,7 +70,8 @@ async def lock_booking(conn: asyncpg.Connection, booking_id: uuid.UUID) -> async
 async def update_state(conn: asyncpg.Connection, booking_id: uuid.UUID, *, expected_status: str,
                        expected_payment_status: str, status: str, payment_status: str,
                        stamp: str | None, reason: str | None,
-                       refunded_amount: int | None) -> asyncpg.Record | None:
+                       refunded_amount: int | None,
+                       paid_amount: int | None) -> asyncpg.Record | None:
     """Moves the booking only if it still stands where the caller planned from; None otherwise.
 
     `stamp` names the status whose time to set (`confirmed` sets confirmed_at, ...).
@@ -87,11 +89,26 @@ async def update_state(conn: asyncpg.Connection, booking_id: uuid.UUID, *, expec
                cancellation_reason = CASE WHEN $6::text = 'cancelled' THEN $7
                                           ELSE cancellation_reason END,
                refunded_amount     = COALESCE($8, refunded_amount),
+               paid_amount         = COALESCE($9, paid_amount),
                updated_at          = now()
             WHERE id = $1 AND status = $2 AND payment_status = $3
             RETURNING {BOOKING_COLUMNS}""",
         booking_id, expected_status, expected_payment_status, status, payment_status, stamp,
-        reason, refunded_amount)
+        reason, refunded_amount, paid_amount)
+
+
+async def insert_payment_anomaly(conn: asyncpg.Connection, *, event_id: uuid.UUID,
+                                 booking_id: uuid.UUID, payment_id: str | None,
+                                 payment_intent_id: str | None, reason: str,
+                                 amount: int | None, currency: str | None, expected_amount: int,
+                                 expected_currency: str) -> None:
+    await conn.execute(
+        """INSERT INTO payment_anomalies (event_id, booking_id, payment_id, payment_intent_id,
+                                          reason, amount, currency, expected_amount,
+                                          expected_currency)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING""",
+        event_id, booking_id, payment_id, payment_intent_id, reason, amount, currency,
+        expected_amount, expected_currency)
 
 
 @dataclass(frozen=True)

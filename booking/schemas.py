@@ -6,7 +6,7 @@ import re
 import unicodedata
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 import asyncpg
 from pydantic import (
@@ -16,9 +16,10 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
-from booking.lifecycle import transitions_for
+from booking.lifecycle import amount_paid, transitions_for
 from booking.states import PaymentStatus, Status
 from common.auth import Identity
 from common.http import Schema
@@ -104,6 +105,19 @@ class StatusIn(Schema):
 
 class PaymentStatusIn(Schema):
     payment_status: PaymentStatus
+    refunded_amount: int | None = Field(None, strict=True, ge=1, description=(
+        "Minor units refunded so far: required with partially_refunded (more than before, "
+        "less than paid); with refunded, everything paid (the default)"))
+
+    @model_validator(mode="after")
+    def _amount_with_refunds_only(self) -> Self:
+        refunds = (PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+        if self.refunded_amount is not None and self.payment_status not in refunds:
+            raise ValueError("refundedAmount goes only with refunded or partially_refunded")
+        if self.refunded_amount is None and \
+                self.payment_status is PaymentStatus.PARTIALLY_REFUNDED:
+            raise ValueError("partially_refunded needs refundedAmount")
+        return self
 
 
 class ContactOut(Schema):
@@ -132,7 +146,10 @@ class BookingOut(Schema):
     special_requests: str | None
     status: Status
     payment_status: PaymentStatus
-    refunded_amount: int
+    paid_amount: int = Field(description="Minor units received (the total once paid; 0 before)")
+    refunded_amount: int = Field(description="Minor units refunded so far")
+    net_paid_amount: int = Field(description="paidAmount - refundedAmount: what the booking "
+                                             "keeps")
     expires_at: datetime = Field(description="When a pending booking releases its seats")
     confirmed_at: datetime | None
     cancelled_at: datetime | None
@@ -163,7 +180,9 @@ def booking_out(booking: asyncpg.Record, viewer: Identity) -> BookingOut:
         contact=ContactOut(name=booking["contact_name"], email=booking["contact_email"],
                            phone=booking["contact_phone"]),
         special_requests=booking["special_requests"], status=booking["status"],
-        payment_status=booking["payment_status"], refunded_amount=booking["refunded_amount"],
+        payment_status=booking["payment_status"], paid_amount=amount_paid(booking),
+        refunded_amount=booking["refunded_amount"],
+        net_paid_amount=max(0, amount_paid(booking) - booking["refunded_amount"]),
         expires_at=booking["expires_at"], confirmed_at=booking["confirmed_at"],
         cancelled_at=booking["cancelled_at"], completed_at=booking["completed_at"],
         cancellation_reason=booking["cancellation_reason"], created_at=booking["created_at"],

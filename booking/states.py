@@ -86,6 +86,7 @@ class Transition:
     after: State
     reason: str | None = None
     refunded_amount: int | None = None
+    paid_amount: int | None = None
 
     @property
     def status_changed(self) -> bool:
@@ -170,7 +171,8 @@ def cancel_by_customer(state: State, *, tour_date: date, today: date,
 
 
 def change_payment(state: State, payment_status: PaymentStatus, *,
-                   refunded_amount: int | None = None) -> Transition:
+                   refunded_amount: int | None = None,
+                   paid_amount: int | None = None) -> Transition:
     """A payment-status move; money received on a pending booking also confirms it.
 
     A payment that lands on a booking already cancelled (it expired while the customer paid) is
@@ -182,11 +184,12 @@ def change_payment(state: State, payment_status: PaymentStatus, *,
     status = state.status
     if payment_status is PaymentStatus.PAID and status is Status.PENDING:
         status = Status.CONFIRMED
-    return Transition(state, State(status, payment_status), refunded_amount=refunded_amount)
+    return Transition(state, State(status, payment_status), refunded_amount=refunded_amount,
+                      paid_amount=paid_amount)
 
 
-def refund_status(refunded_amount: int, total_amount: int) -> PaymentStatus:
+def refund_status(refunded_amount: int, paid_amount: int) -> PaymentStatus:
     """`refunded` once everything paid came back, `partially_refunded` before that."""
-    if refunded_amount >= total_amount:
+    if refunded_amount >= paid_amount:
         return PaymentStatus.REFUNDED
     return PaymentStatus.PARTIALLY_REFUNDED

@@ -90,11 +90,14 @@ async def set_status(request: web.Request, identity: Identity, body: StatusIn) -
 
 @endpoint(summary="Move a booking's payment status (admin reconciliation)", access="admin",
           body=PaymentStatusIn, response=BookingOut, errors=(404, 409), tags=TAGS,
-          description="The same move as the payment events: `paid` confirms a pending booking.")
+          description=(
+              "The same move as the payment events: `paid` confirms a pending booking and "
+              "records the total as paid; `refunded` records everything paid as refunded; "
+              "`partially_refunded` needs `refundedAmount` (more than before, less than paid)."))
 async def set_payment_status(request: web.Request, identity: Identity,
                              body: PaymentStatusIn) -> web.Response:
-    booking = await request.app[BOOKINGS].set_payment_status(booking_id(request),
-                                                             body.payment_status)
+    booking = await request.app[BOOKINGS].set_payment_status(
+        booking_id(request), body.payment_status, body.refunded_amount)
     return json_response(booking_out(booking, identity))
 
 

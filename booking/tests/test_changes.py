@@ -178,12 +178,26 @@ async def test_marking_a_pending_booking_paid_confirms_it_like_a_payment_event(
     event, *_ = await probe.wait_for(created["id"], "booking.confirmed")
     assert event["data"]["paymentStatus"] == "paid"
 
+    partly = await booking.patch(path, headers=bearer(admin),
+                                 json={"paymentStatus": "partially_refunded",
+                                       "refundedAmount": 1000})
+    assert partly.status == 200
+    body = await partly.json()
+    assert (body["paymentStatus"], body["paidAmount"], body["refundedAmount"],
+            body["netPaidAmount"]) == ("partially_refunded", created["totalAmount"], 1000,
+                                       created["totalAmount"] - 1000)
+    for amounts in ({}, {"refundedAmount": 1000}, {"refundedAmount": created["totalAmount"]}):
+        refused = await booking.patch(path, headers=bearer(admin), json={
+            "paymentStatus": "partially_refunded", **amounts})
+        assert refused.status == 400
+        assert (await refused.json())["details"][0]["field"] in ("refundedAmount", "body")
+
     refunded = await booking.patch(path, headers=bearer(admin),
                                    json={"paymentStatus": "refunded"})
     assert refunded.status == 200
     body = await refunded.json()
-    assert (body["status"], body["paymentStatus"], body["refundedAmount"]) == (
-        "confirmed", "refunded", created["totalAmount"])
+    assert (body["status"], body["paymentStatus"], body["refundedAmount"],
+            body["netPaidAmount"]) == ("confirmed", "refunded", created["totalAmount"], 0)
 
     unpaid = await booking.patch(path, headers=bearer(admin), json={"paymentStatus": "unpaid"})
     assert unpaid.status == 409
