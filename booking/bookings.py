@@ -22,6 +22,7 @@ from booking.lifecycle import BookingNotFound, Plan, amount_paid, change, state_
 from booking.metrics import BookingMetrics
 from booking.schemas import BookingIn, ListQuery, booking_out
 from booking.states import (
+    EXPIRED_REASON,
     PaymentStatus,
     Status,
     Transition,
@@ -30,7 +31,7 @@ from booking.states import (
     change_status,
 )
 from common.auth import Identity
-from common.errors import Unavailable, ValidationFailed
+from common.errors import Conflict, Unavailable, ValidationFailed
 from common.http.idempotency import request_hash
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,20 @@ ADMIN_CANCEL_REASON = "cancelled by an administrator"
 
 def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(details=[{"field": field, "message": message}])
+
+
+class BookingExpired(Conflict):
+    code = "BOOKING_EXPIRED"
+
+
+class BookingCancelled(Conflict):
+    code = "BOOKING_CANCELLED"
+
+
+class HoldExpired(Conflict):
+    code = "HOLD_EXPIRED"
+    message = ("The seats this request held expired before it could be completed, and were "
+               "given back; send it again to book")
 
 
 class RequestAbandoned(Unavailable):
@@ -78,6 +93,7 @@ class Bookings:
                                               body_hash=body_hash,
                                               lease=self._config.request_lease)
         if isinstance(claimed, Replay):
+            await self._still_true(claimed)
             return Answer(claimed.status, claimed.body, replayed=True)
         if claimed.taken_over:
             log.info("booking_request_taken_over", bookingId=str(claimed.booking_id))
@@ -86,10 +102,38 @@ class Bookings:
         contact_lookup = asyncio.create_task(self._contact(identity, body))
         try:
             hold = await self._hold(claimed, body)
+            if hold.expires_at <= datetime.now(UTC):
+                # A retry that took over a request long after it died gets that request's
+                # hold back, past its expiry: no booking is made of it.
+                await self._compensate(claimed)
+                raise HoldExpired(details={"expiresAt": hold.expires_at.isoformat().replace(
+                    "+00:00", "Z")})
         except BaseException:
             contact_lookup.cancel()
             raise
         return await self._store(claimed, identity, body, hold, contact_lookup)
+
+    async def _still_true(self, replay: Replay) -> None:
+        """A replay repeats the first answer while the booking it made still holds its seats;
+        an expired or cancelled booking is not presented as a new pending one."""
+        if replay.status != 201:
+            return
+        async with self._pool.acquire() as conn:
+            booking = await db.booking_by_id(conn, replay.booking_id)
+        if booking is None:
+            return
+        details = {"bookingId": str(booking["id"]), "status": booking["status"],
+                   "expiresAt": booking["expires_at"].isoformat().replace("+00:00", "Z"),
+                   "cancellationReason": booking["cancellation_reason"]}
+        expired = (booking["status"] == Status.PENDING
+                   and booking["expires_at"] <= datetime.now(UTC))
+        if expired or booking["cancellation_reason"] == EXPIRED_REASON:
+            raise BookingExpired("The booking this request made expired unpaid and its seats "
+                                 "were given back; book again with a new Idempotency-Key",
+                                 details=details)
+        if booking["status"] == Status.CANCELLED:
+            raise BookingCancelled("The booking this request made has been cancelled; book "
+                                   "again with a new Idempotency-Key", details=details)
 
     async def _contact(self, identity: Identity, body: BookingIn) -> Contact:
         if body.contact is not None:

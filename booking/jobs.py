@@ -22,12 +22,10 @@ from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
 from booking.config import Config
 from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
-from booking.states import Status, change_status
+from booking.states import EXPIRED_REASON, Status, change_status
 from common.periodic import CleanupContext, periodic_ctx
 
 log = structlog.get_logger(__name__)
-
-EXPIRED_REASON = "expired"
 
 
 class Jobs:

@@ -57,6 +57,10 @@ EMITS: dict[Status, str] = {
 }
 
 
+# The cancellation reason of a pending booking the expiry job cancelled.
+EXPIRED_REASON = "expired"
+
+
 class InvalidTransition(Conflict):
     code = "INVALID_TRANSITION"
 
