@@ -12,12 +12,14 @@ import asyncpg
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 from booking.lifecycle import amount_paid, transitions_for
 from booking.states import PaymentStatus, Status
@@ -73,6 +75,27 @@ class BookingIn(Schema):
     contact: ContactIn | None = Field(None, description=(
         "Defaults to the account: its e-mail, name and phone"))
     special_requests: Text | None = None
+
+
+class BookingPatch(Schema):
+    """A change of a pending booking: only what is sent changes; `specialRequests: null`
+    clears them."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    participants: int | None = Field(None, strict=True, ge=1, le=MAX_PARTICIPANTS, description=(
+        "At most the tour's maxGroupSize; more seats only if the departure has them free"))
+    contact: ContactIn | None = Field(None, description="Replaces the contact as a whole")
+    special_requests: Text | None = None
+
+    @model_validator(mode="after")
+    def _something_not_null(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of participants, contact, specialRequests")
+        for name in ("participants", "contact"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null")
+        return self
 
 
 class ListQuery(Schema):
@@ -157,6 +180,8 @@ class BookingOut(Schema):
     cancellation_reason: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = Field(description=(
+        "Moves on with every change of the booking; its ETag, which PATCH needs in If-Match"))
     allowed_transitions: TransitionsOut = Field(description=(
         "The moves the caller may make from here: a traveller may only cancel, until the "
         "departure day (UTC); an administrator sees every move of the state machine"))
@@ -186,5 +211,5 @@ def booking_out(booking: asyncpg.Record, viewer: Identity) -> BookingOut:
         expires_at=booking["expires_at"], confirmed_at=booking["confirmed_at"],
         cancelled_at=booking["cancelled_at"], completed_at=booking["completed_at"],
         cancellation_reason=booking["cancellation_reason"], created_at=booking["created_at"],
-        updated_at=booking["updated_at"],
+        updated_at=booking["updated_at"], version=booking["version"],
         allowed_transitions=TransitionsOut.model_validate(transitions_for(booking, viewer)))
