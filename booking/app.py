@@ -32,7 +32,8 @@ from common.periodic import CleanupContext
 
 def create_app(config: Config) -> web.Application:
     app = service_app(config, title="tourbook booking",
-                      description="Bookings, their state machine, seat holds and jobs.")
+                      description="Bookings, their state machine, seat holds and jobs.",
+                      middlewares=[db.database_unavailable])
     metrics = BookingMetrics(app[METRICS].registry)
     app[BOOKING_METRICS] = metrics
     app.cleanup_ctx.extend([

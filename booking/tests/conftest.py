@@ -23,10 +23,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import AppRunner
+from yarl import URL
 
 from booking.app import create_app
 from booking.config import Config
 from booking.db import MIGRATIONS
+from booking.tests.fault_proxy import FaultProxy
 from catalog.app import create_app as create_catalog_app
 from catalog.config import Config as CatalogConfig
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
@@ -289,6 +291,26 @@ async def payments() -> AsyncIterator[PaymentsStandIn]:
     yield standin
     standin.gate.set()
     await server.close()
+
+
+# --- booking's database, behind a proxy that can lose it ---------------------------------------
+
+@dataclass
+class LosableDatabase:
+    proxy: FaultProxy
+    url: str
+
+
+@pytest.fixture
+async def losable_database(booking_database: str) -> AsyncIterator[LosableDatabase]:
+    """booking's database through a `FaultProxy`: the URL to give booking, and the proxy."""
+    real = URL(booking_database)
+    proxy = FaultProxy(real.host or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    # Plain text, so that the proxy sees the statements (and nothing is encrypted on loopback).
+    url = real.with_port(proxy.port).update_query(sslmode="disable")
+    yield LosableDatabase(proxy, str(url))
+    await proxy.close()
 
 
 # --- booking ---------------------------------------------------------------------------------
