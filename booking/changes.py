@@ -1,7 +1,6 @@
 """Changing a pending booking (participants, contact, special requests) on the version its client
-read, one change of a booking at a time: the row lock is held from the first check to the
-commit, the calls to catalog and payments included, so that a second change, a cancel, the jobs
-and the payment events of that booking wait for it."""
+read, one change at a time: the row lock is held from the first check to the commit, catalog and
+payments calls included, so a second change, a cancel, the jobs and payment events wait for it."""
 
 from __future__ import annotations
 
@@ -186,32 +185,42 @@ class Changes:
         is committed: undoing never needs seats someone else may have taken meanwhile."""
         marked = patch.participants is not None
         outside = _Outside()
+        try:
+            before, after, plan = await self._locked(identity, booking_id, versions, patch,
+                                                     outside)
+        except BaseException:
+            # Once the change's connection is back in the pool: a request never holds two.
+            await asyncio.shield(self._after_failure(booking_id, outside, marked))
+            raise
+        if after is before:
+            return after
+        if plan.seats_added < 0:
+            await asyncio.shield(self._give_back(after))
+        self._metrics.changed.labels("admin" if identity.is_admin else "customer").inc()
+        log.info("booking_updated", bookingId=str(booking_id), version=after["version"],
+                 participants=after["participants"], totalAmount=after["total_amount"])
+        return after
+
+    async def _locked(self, identity: Identity, booking_id: uuid.UUID,
+                      versions: frozenset[int], patch: BookingPatch,
+                      outside: _Outside) -> tuple[asyncpg.Record, asyncpg.Record, Plan]:
+        """Steps 1 to 5: the mark (when seats may move), then the change under the row lock;
+        (before, after, plan), `after` being `before` when the change changes nothing."""
+        marked = patch.participants is not None
         async with self._pool.acquire() as conn:
             if marked:
                 await db.mark_change(conn, booking_id, self._lease)
-            try:
-                async with conn.transaction():
-                    before = await db.lock_booking(conn, booking_id)
-                    if before is None:
-                        raise BookingNotFound()
-                    plan = plan_change(before, identity, versions, patch,
-                                       now=datetime.now(UTC))
-                    if unchanged(before, plan):
-                        after = before
-                    else:
-                        after = await self._apply(conn, before, plan, outside)
-                    if marked and plan.seats_added >= 0:
-                        await db.clear_change(conn, booking_id)
-            except BaseException:
-                await asyncio.shield(self._after_failure(booking_id, outside, marked))
-                raise
-            if after is not before and plan.seats_added < 0:
-                await asyncio.shield(self._give_back(conn, after))
-        if after is not before:
-            self._metrics.changed.labels("admin" if identity.is_admin else "customer").inc()
-            log.info("booking_updated", bookingId=str(booking_id), version=after["version"],
-                     participants=after["participants"], totalAmount=after["total_amount"])
-        return after
+            async with conn.transaction():
+                before = await db.lock_booking(conn, booking_id)
+                if before is None:
+                    raise BookingNotFound()
+                plan = plan_change(before, identity, versions, patch, now=datetime.now(UTC))
+                after = before
+                if not unchanged(before, plan):
+                    after = await self._apply(conn, before, plan, outside)
+                if marked and plan.seats_added >= 0:
+                    await db.clear_change(conn, booking_id)
+        return before, after, plan
 
     async def _apply(self, conn: asyncpg.Connection, before: asyncpg.Record, plan: Plan,
                      outside: _Outside) -> asyncpg.Record:
@@ -250,13 +259,19 @@ class Changes:
             raise
         return after
 
-    async def _give_back(self, conn: asyncpg.Connection, after: asyncpg.Record) -> None:
-        """The committed change needs fewer seats: catalog gives them back now, or the jobs do
-        (the mark stays)."""
-        if await reassert(self._catalog, self._payments, after, amount=False):
-            await db.clear_change(conn, after["id"])
-        else:
-            log.warning("change_seats_left_to_jobs", bookingId=str(after["id"]))
+    async def _give_back(self, after: asyncpg.Record) -> None:
+        """Step 6, once committed: catalog gives back the seats the booking no longer needs
+        now, or the jobs do (the mark stays). The change stands either way."""
+        try:
+            if await reassert(self._catalog, self._payments, after, amount=False):
+                async with self._pool.acquire() as conn:
+                    await db.clear_change(conn, after["id"])
+                return
+        except Exception as exc:
+            log.warning("change_seats_left_to_jobs", bookingId=str(after["id"]),
+                        error=repr(exc))
+            return
+        log.warning("change_seats_left_to_jobs", bookingId=str(after["id"]))
 
     async def _after_failure(self, booking_id: uuid.UUID, outside: _Outside,
                              marked: bool) -> None:

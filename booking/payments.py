@@ -1,7 +1,6 @@
 """The client of payments' `PUT /internal/payments/booking/{bookingId}/amount`: a pending booking's
 new total reaches its open PaymentIntent before it can be paid. A timeout on every call and a
-circuit breaker; payments' answers become booking's errors.
-"""
+circuit breaker; payments' answers become booking's errors."""
 
 from __future__ import annotations
 
