@@ -6,12 +6,14 @@ import uuid
 
 from aiohttp import web
 
-from booking.app_keys import BOOKINGS
+from booking.app_keys import BOOKINGS, CHANGES
+from booking.changes import etag, if_match
 from booking.lifecycle import BookingNotFound
 from booking.schemas import (
     BookingIn,
     BookingListOut,
     BookingOut,
+    BookingPatch,
     CancelIn,
     ListQuery,
     PaymentStatusIn,
@@ -45,7 +47,9 @@ async def create_booking(request: web.Request, identity: Identity,
                          body: BookingIn) -> web.Response:
     key = idempotency_key(request)
     answer = await request.app[BOOKINGS].create(identity, body, key)
-    headers = {REPLAYED_HEADER: "true"} if answer.replayed else None
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
+    if isinstance(answer.body.get("version"), int):
+        headers["ETag"] = etag(answer.body["version"])
     return json_response(answer.body, status=answer.status, headers=headers)
 
 
@@ -65,7 +69,26 @@ async def list_bookings(request: web.Request, identity: Identity,
           description="Someone else's booking is 404 BOOKING_NOT_FOUND, as an unknown one.")
 async def get_booking(request: web.Request, identity: Identity) -> web.Response:
     booking = await request.app[BOOKINGS].get(identity, booking_id(request))
-    return json_response(booking_out(booking, identity))
+    return json_response(booking_out(booking, identity),
+                         headers={"ETag": etag(booking["version"])})
+
+
+@endpoint(summary="Change a pending booking", access="user", body=BookingPatch,
+          response=BookingOut, errors=(404, 409, 412, 428, 503), tags=TAGS, description=(
+              "Participants (seats held or given back at catalog, the total and the open "
+              "payment's amount follow), contact, special requests; only what is sent changes. "
+              "Needs `If-Match` with the booking's ETag (its `version`): without it 428 "
+              "PRECONDITION_REQUIRED, on another version 412 PRECONDITION_FAILED (the current "
+              "ETag in the answer). 409 BOOKING_NOT_CHANGEABLE (not pending: confirmed "
+              "bookings cannot change yet; expired; departure day), PAYMENT_IN_PROGRESS, "
+              "INSUFFICIENT_AVAILABILITY; 503 when catalog or payments cannot be reached "
+              "(nothing changed). Someone else's booking is 404."))
+async def change_booking(request: web.Request, identity: Identity,
+                         body: BookingPatch) -> web.Response:
+    versions = if_match(request.headers.get("If-Match"))
+    booking = await request.app[CHANGES].change(identity, booking_id(request), versions, body)
+    return json_response(booking_out(booking, identity),
+                         headers={"ETag": etag(booking["version"])})
 
 
 @endpoint(summary="Cancel a booking (its seats are released)", access="user", body=CancelIn,
@@ -90,11 +113,14 @@ async def set_status(request: web.Request, identity: Identity, body: StatusIn) -
 
 @endpoint(summary="Move a booking's payment status (admin reconciliation)", access="admin",
           body=PaymentStatusIn, response=BookingOut, errors=(404, 409), tags=TAGS,
-          description="The same move as the payment events: `paid` confirms a pending booking.")
+          description=(
+              "The same move as the payment events: `paid` confirms a pending booking and "
+              "records the total as paid; `refunded` records everything paid as refunded; "
+              "`partially_refunded` needs `refundedAmount` (more than before, less than paid)."))
 async def set_payment_status(request: web.Request, identity: Identity,
                              body: PaymentStatusIn) -> web.Response:
-    booking = await request.app[BOOKINGS].set_payment_status(booking_id(request),
-                                                             body.payment_status)
+    booking = await request.app[BOOKINGS].set_payment_status(
+        booking_id(request), body.payment_status, body.refunded_amount)
     return json_response(booking_out(booking, identity))
 
 

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from catalog.currencies import ISO_4217
+from catalog.currencies import is_in_circulation
 from catalog.slugs import MAX_LENGTH, PATTERN, looks_like_id
 from common.http import Schema
 
@@ -35,7 +35,7 @@ def _not_an_id(value: str) -> str:
 
 
 def _iso_currency(value: str) -> str:
-    if value not in ISO_4217:
+    if not is_in_circulation(value):
         raise ValueError("must be the ISO 4217 code of a currency in circulation, such as EUR, "
                          "USD or GBP")
     return value
@@ -251,6 +251,8 @@ class TourOut(Schema):
     description: str
     price: int = Field(description="Minor units, per person")
     currency: str
+    currency_digits: int = Field(description=(
+        "Digits of the currency's minor unit: a price of 8999 is 89.99 with 2, 8999 with 0"))
     duration: int
     duration_unit: DurationUnit
     difficulty: Difficulty
@@ -374,6 +376,12 @@ class HoldIn(Schema):
                                                 "field participants, as booking calls it)")
     expires_at: AwareDatetime = Field(description="When booking will give up on the booking; "
                                                   "the sweeper releases the hold some time after")
+
+
+class HoldResizeIn(Schema):
+    seats: int = Field(strict=True, description=(
+        "What the booking holds from now on: 1 to the tour's maxGroupSize (errors name the "
+        "field participants)"))
 
 
 class HoldOut(Schema):

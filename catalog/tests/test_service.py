@@ -51,6 +51,7 @@ async def test_the_api_document_lists_every_route(api: Api):
         "/api/tours/{tour}/departures/{departure}", "/api/categories",
         "/api/categories/{category}", "/api/destinations", "/api/destinations/{destination}",
         "/internal/holds", "/internal/holds/{booking}", "/internal/holds/{booking}/confirm",
+        "/internal/holds/{booking}/resize",
         "/internal/holds/{booking}/release"}
     hold = document["paths"]["/internal/holds"]["post"]
     assert hold["security"] == [{"serviceToken": []}]

@@ -115,6 +115,8 @@ async def test_duplicate_slugs_are_409(api: Api):
     ({"currency": "eur"}, {"currency"}),
     ({"currency": "EUD"}, {"currency"}),  # a typo nobody could pay in
     ({"currency": "XXX"}, {"currency"}),  # ISO's "no currency"
+    ({"currency": "BGN"}, {"currency"}),  # withdrawn: Bulgaria pays in euros since 2026
+    ({"currency": "XAU"}, {"currency"}),  # gold prices no tour
     ({"ratingsQuantity": 3_000_000_000}, {"ratingsQuantity"}),
     ({"difficulty": "extreme"}, {"difficulty"}),
     ({"durationUnit": "months"}, {"durationUnit"}),
@@ -138,6 +140,16 @@ async def test_tour_validation_names_each_bad_field(api: Api, body, fields):
     payload = await resp.json()
     assert (resp.status, payload["error"]) == (400, "VALIDATION_ERROR")
     assert {d["field"] for d in payload["details"]} == fields
+
+
+@pytest.mark.parametrize(("currency", "digits"), [("EUR", 2), ("JPY", 0), ("KWD", 3),
+                                                  ("XCG", 2)])
+async def test_a_tour_says_how_many_minor_digits_its_price_has(api: Api, currency: str,
+                                                                digits: int):
+    tour = await api.tour(currency=currency, price=8999)
+    assert (tour["price"], tour["currency"], tour["currencyDigits"]) == (8999, currency, digits)
+    found = await api.get("/api/tours", params={"q": tour["title"]})
+    assert found["items"][0]["currencyDigits"] == digits
 
 
 async def test_patch_changes_only_what_is_sent(api: Api):

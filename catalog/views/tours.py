@@ -10,6 +10,7 @@ from aiohttp import web
 from catalog import tours
 from catalog.app_keys import CONFIG
 from catalog.caching import cached_json
+from catalog.currencies import minor_units
 from catalog.errors import DepartureNotFound, TourNotFound
 from catalog.schemas import (
     CategoryRef,
@@ -68,7 +69,8 @@ def _tour_fields(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": row["id"], "title": row["title"], "slug": row["slug"], "summary": row["summary"],
         "description": row["description"], "price": row["price"], "currency": row["currency"],
-        "duration": row["duration"], "duration_unit": row["duration_unit"],
+        "currency_digits": minor_units(row["currency"]), "duration": row["duration"],
+        "duration_unit": row["duration_unit"],
         "difficulty": row["difficulty"], "max_group_size": row["max_group_size"],
         "ratings_average": float(row["ratings_average"]),
         "ratings_quantity": row["ratings_quantity"], "image_cover": row["image_cover"],
