@@ -17,17 +17,20 @@ from gateway.config import Config
 
 
 def counts_as_failure(exc: BaseException) -> bool:
-    """Only the upstream's faults open a breaker: connection errors and timeouts. A request body
-    that failed on the client's side (too large, too slow, the client gone: the proxy's errors)
-    can surface as a `ClientError` caused by that error; it is not the upstream's fault."""
-    if not isinstance(exc, aiohttp.ClientError | TimeoutError):
-        return False
-    cause = exc.__cause__
+    """Only the upstream's faults open a breaker: connection errors and timeouts."""
+    return isinstance(exc, aiohttp.ClientError | TimeoutError)
+
+
+def clients_fault(exc: BaseException) -> bool:
+    """A request that failed on the client's side (a body too large, too slow, malformed or
+    wrongly compressed, the client gone): the proxy raises its own error for it, possibly as the
+    cause of aiohttp's. The upstream did nothing, so its breaker counts the call neither way."""
+    cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, AppError):
-            return False
+            return True
         cause = cause.__cause__
-    return True
+    return False
 
 
 def is_server_error(response: object) -> bool:
@@ -85,6 +88,7 @@ def breaker_options(config: Config) -> BreakerOptions:
         rolling_count_timeout=config.breaker_window,
         reset_timeout=config.breaker_reset_timeout,
         is_failure=counts_as_failure,
+        is_ignored=clients_fault,
         is_failure_result=is_server_error,
     )
 

@@ -82,6 +82,8 @@ async def test_timeouts_count(make_gateway, customer, admin, stand_ins):
     assert {(await r.json())["error"] for r in timed_out} == {"GATEWAY_TIMEOUT"}
     await assert_circuit_open(refused)
     assert len(stand_ins["booking"].hits) == 4
+    counters = (await breaker(gateway, admin))["circuitBreakers"]["booking"]
+    assert (counters["timeouts"], counters["failures"], counters["rejects"]) == (4, 4, 1)
 
 
 async def test_connection_errors_count(make_gateway, customer, admin):
