@@ -19,6 +19,7 @@ from common.config import BaseConfig, ConfigError, load_config
 from common.http import health, middleware
 from common.http.metrics import METRICS, HttpMetrics, metrics_view
 from common.http.openapi import build_openapi
+from common.http.server import ServiceRunner
 from common.logging import configure_logging
 
 log = structlog.get_logger("service")
@@ -108,7 +109,7 @@ async def serve(app: web.Application, config: BaseConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig.name)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    runner = ServiceRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
     try:
         await runner.setup()
         await web.TCPSite(runner, config.host, config.port).start()

@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from common import auth
 from common.errors import BadRequest, ValidationFailed
+from common.http.bodies import content_coding
 
 Access = Literal["public", "user", "admin", "service"]
 
@@ -67,6 +68,7 @@ def body_optional(model: type[BaseModel]) -> bool:
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    content_coding(request)  # a coding aiohttp left undecoded would reach json.loads as noise
     raw = await request.read()
     if not raw and not body_optional(model):
         raise ValidationFailed("A JSON body is required", details=[

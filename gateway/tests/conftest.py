@@ -18,11 +18,17 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
-from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.config import load_config
-from common.testing import TEST_PASSWORD, free_port, wait_http_ready
+from common.testing import (
+    TEST_PASSWORD,
+    RawResponse,
+    ServiceTestServer,
+    exchange,
+    free_port,
+    wait_http_ready,
+)
 from gateway.app import create_app
 from gateway.config import Config
 
@@ -143,7 +149,7 @@ async def make_gateway(gateway_env: dict[str, str]) -> AsyncIterator[MakeGateway
 
     async def make(**overrides: str) -> TestClient:
         config = load_config(Config, {**gateway_env, **overrides})
-        client = TestClient(TestServer(create_app(config)))
+        client = TestClient(ServiceTestServer(create_app(config)))
         await client.start_server()
         clients.append(client)
         return client
@@ -220,16 +226,6 @@ async def metric(client: TestClient, name: str, **labels: str) -> float:
 # --- proxy, access, CORS and WebSocket ------------------------------------------------------
 
 
-@dataclass
-class RawResponse:
-    status: int
-    headers: CIMultiDict[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 async def raw_request(port: int, method: str, target: str, headers: dict[str, str] | None = None,
                       body: bytes = b"") -> RawResponse:
     """One request written byte for byte as given, on a connection of its own: unlike a client
@@ -237,32 +233,4 @@ async def raw_request(port: int, method: str, target: str, headers: dict[str, st
     lines = [f"{method} {target} HTTP/1.1", "Host: gateway.test", "Connection: close",
              f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
-        await writer.drain()
-        async with asyncio.timeout(30):
-            raw = await reader.read(-1)
-    finally:
-        writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    parsed: CIMultiDict[str] = CIMultiDict()
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        parsed.add(name.strip(), value.strip())
-    if parsed.get("Transfer-Encoding", "").lower() == "chunked":
-        payload = _dechunk(payload)
-    return RawResponse(int(status_line.split()[1]), parsed, payload)
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2:]
-    return bytes(out)
+    return await exchange(port, "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
