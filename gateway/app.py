@@ -13,6 +13,7 @@ from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH, Health
 from common.http.metrics import METRICS
 from common.http.middleware import MAX_BODY_BYTES
+from common.http.server import AUTO_DECOMPRESS
 from gateway import cors, docs, limits, websocket
 from gateway.access import ACCESS, Access
 from gateway.config import Config
@@ -30,6 +31,7 @@ def create_app(config: Config) -> web.Application:
                       openapi=docs.openapi_view)
     public = Rules.parse(config.public_routes)
     app[MAX_BODY_BYTES] = config.max_upload_bytes
+    app[AUTO_DECOMPRESS] = False  # the proxy decodes request bodies itself (gateway.bodies)
     app[HEALTH] = Health(config.service, timeout=config.health_timeout, section="services")
     app[ROUTES] = RouteTable.parse(config.routes, config.upstream_urls(), config.default_timeout)
     app[ACCESS] = Access(public, Rules.parse(config.admin_routes))

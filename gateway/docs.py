@@ -8,7 +8,7 @@ import asyncio
 import importlib.util
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from gateway.table import RouteTable, prefix_matches
 from gateway.upstreams import UPSTREAMS, Upstream
 
 Document = dict[str, Any]
+_ExpectHandler = Callable[[web.Request], Awaitable[None]]
 
 TITLE = "tourbook API"
 FETCH_TIMEOUT = 3.0  # per service; a slow one is left out rather than holding the page up
@@ -328,10 +329,10 @@ async def docs_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPPermanentRedirect("/docs")
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, expect_handler: _ExpectHandler | None = None) -> None:
     """The `/docs` routes (the gateway's own, so no access rule applies to them) and the cache
     behind `/openapi.json`."""
     app[DOCS] = ApiDocs()
-    app.router.add_get("/docs", docs_page)
-    app.router.add_get("/docs/", docs_slash)
-    app.router.add_get("/docs/{name}", docs_asset)
+    app.router.add_get("/docs", docs_page, expect_handler=expect_handler)
+    app.router.add_get("/docs/", docs_slash, expect_handler=expect_handler)
+    app.router.add_get("/docs/{name}", docs_asset, expect_handler=expect_handler)
