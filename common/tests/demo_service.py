@@ -38,6 +38,8 @@ class WidgetIn(Schema):
     unit_price: Annotated[int, Field(ge=0, description="Minor units")]
     tags: list[str] = []
     contact: Contact | None = None
+    featured: bool = False
+    weight: float | None = None
 
 
 class WidgetOut(Schema):
