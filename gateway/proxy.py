@@ -22,7 +22,8 @@ from common.http.middleware import CLIENT_IP, MAX_BODY_BYTES, REQUEST_ID_KEY
 from common.resilience import CircuitOpenError
 from gateway.access import ACCESS, check_request_line
 from gateway.bodies import Decoder
-from gateway.table import Route, RouteTable
+from gateway.methods import METHODS
+from gateway.table import ROUTES, Route
 from gateway.upstreams import STALE, UPSTREAMS, CachedResponse, Upstream
 from gateway.websocket import relay
 
@@ -45,7 +46,6 @@ RESPONSE_DROPPED = frozenset({"x-request-id", "content-length", "server", "date"
 REQUEST_BODY_HEADERS = frozenset({"content-encoding", "expect"})
 CHUNK = 64 * 1024
 
-ROUTES: web.AppKey[RouteTable] = web.AppKey("route_table", RouteTable)
 CLIENT_PROTO: web.RequestKey[str] = web.RequestKey("client_proto", str)
 
 
@@ -183,6 +183,8 @@ async def proxy_view(request: web.Request) -> web.StreamResponse:
     route = request.app[ROUTES].match(request.path)
     if route is None:
         raise NotFound("No route matches this path")
+    # Whether the method exists comes before who may use it.
+    request.app[METHODS].check(route.service, request.method, request.path)
     identity = await request.app[ACCESS].enforce(request)
     upstream = request.app[UPSTREAMS][route.service]
     if route.service == "realtime" and request.headers.get("Upgrade", "").lower() == "websocket":

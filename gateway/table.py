@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from common.resilience import Policy
 
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -150,3 +152,6 @@ class Limits:
     def match(self, path: str) -> tuple[str, Policy] | None:
         found = _longest(((p, (name, policy)) for p, name, policy in self.policies), path)
         return found if isinstance(found, tuple) else None
+
+
+ROUTES: web.AppKey[RouteTable] = web.AppKey("route_table", RouteTable)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -74,6 +76,29 @@ class StaleCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+
+async def fetch_openapi(upstream: Upstream,
+                        timeout: float) -> dict[str, Any] | str:  # noqa: ASYNC109 - per service
+    """A service's OpenAPI document, or why there is none (never an error: the caller leaves
+    that service out). Not through the breaker: it says how the service is doing now."""
+    try:
+        async with (asyncio.timeout(timeout),
+                    upstream.session.get(upstream.url + "/openapi.json", headers={
+                        "Accept": "application/json", "Accept-Encoding": "identity"}) as resp):
+            if resp.status != 200:
+                return f"HTTP {resp.status}"
+            document = await resp.json(content_type=None)
+    except TimeoutError:
+        return f"no answer within {timeout:g}s"
+    except (aiohttp.ClientError, OSError):
+        return "unreachable"
+    except ValueError:
+        return "not JSON"
+    if not (isinstance(document, dict) and str(document.get("openapi", "")).startswith("3.1")
+            and isinstance(document.get("paths"), dict)):
+        return "no OpenAPI 3.1 document"
+    return document
 
 
 UPSTREAMS: web.AppKey[dict[str, Upstream]] = web.AppKey("upstreams", dict)

@@ -93,6 +93,11 @@ async def archive_widget(request: web.Request, body: ArchiveIn) -> web.Response:
     return web.json_response({"archived": request.match_info["id"], "reason": body.reason})
 
 
+@endpoint(summary="Create several widgets at once", body=WidgetIn, status=202)
+async def bulk_widgets(request: web.Request, body: WidgetIn) -> web.Response:
+    return json_response({"accepted": 1}, status=202)
+
+
 @endpoint(summary="List widgets", query=WidgetQuery, response=WidgetPage)
 async def list_widgets(request: web.Request, query: WidgetQuery) -> web.Response:
     return json_response(WidgetPage(items=[], page=query.page, limit=query.limit, total=0,
@@ -162,6 +167,7 @@ def create_app(config: Config) -> web.Application:
     app[RELEASE] = config.release_file
     app.router.add_post("/api/widgets", create_widget)
     app.router.add_get("/api/widgets", list_widgets)
+    app.router.add_post("/api/widgets/bulk", bulk_widgets)  # before the template it shadows
     app.router.add_get("/api/widgets/{id}", get_widget)
     app.router.add_post("/api/widgets/{id}/archive", archive_widget)
     app.router.add_get("/api/me", whoami)

@@ -48,6 +48,8 @@ class StandIn:
     server: TestServer | None = None
     ws_closes: list[int | None] = field(default_factory=list)
     """The close code of each ended `/ws` connection, as this stand-in saw it."""
+    document: dict[str, Any] | None = None
+    """The OpenAPI document it publishes, if any (else `/openapi.json` is echoed like any path)."""
 
     @property
     def url(self) -> str:
@@ -58,8 +60,14 @@ class StandIn:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ws", self.websocket)
+        app.router.add_get("/openapi.json", self.openapi)
         app.router.add_route("*", "/{tail:.*}", self.echo)
         return app
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        if self.document is None:
+            return await self.echo(request)
+        return web.json_response(self.document)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"} if self.status < 500 else {"status": "down"},
