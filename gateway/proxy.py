@@ -1,5 +1,6 @@
 """The reverse proxy: request and response bodies streamed, headers cleaned and added, every
-upstream call behind its circuit breaker, and stale catalog answers when catalog is down."""
+upstream call behind its circuit breaker, and stale answers (on the routes that keep them) when
+their service is down."""
 
 from __future__ import annotations
 
@@ -178,25 +179,33 @@ async def continue_if_expected(request: web.Request) -> None:
         request.writer.output_size = 0  # the answer proper has not started
 
 
+def _websocket_handshake(request: web.Request) -> bool:
+    return any(token.strip().lower() == "websocket"
+               for value in request.headers.getall("Upgrade", []) for token in value.split(","))
+
+
 async def proxy_view(request: web.Request) -> web.StreamResponse:
     check_request_line(request)
-    route = request.app[ROUTES].match(request.path)
+    route = request.app[ROUTES].match(request.path, upgrade=_websocket_handshake(request))
     if route is None:
         raise NotFound("No route matches this path")
-    # Whether the method exists comes before who may use it.
-    request.app[METHODS].check(route.service, request.method, request.path)
+    if not route.upgrade:
+        # Whether the method exists comes before who may use it.
+        request.app[METHODS].check(route.service, request.method, request.path)
     identity = await request.app[ACCESS].enforce(request)
     upstream = request.app[UPSTREAMS][route.service]
-    if route.service == "realtime" and request.headers.get("Upgrade", "").lower() == "websocket":
-        return await relay(request, upstream, gateway_headers(request, identity), route.timeout)
+    if route.upgrade:
+        return await relay(request, upstream, gateway_headers(request, identity),
+                           route.timeout, route.upstream_path(request.raw_path))
     coding = content_coding(request) if request.body_exists else None
     await continue_if_expected(request)
     return await forward(request, route, upstream, identity, coding)
 
 
 def _cache_key(request: web.Request, route: Route) -> str | None:
-    """Only anonymous catalog reads are cached: the same for everyone, safe to replay."""
-    if route.service != "catalog" or request.method != "GET" or "Authorization" in request.headers:
+    """Anonymous reads on the routes that keep stale answers: the same for everyone, safe to
+    replay."""
+    if not route.stale or request.method != "GET" or "Authorization" in request.headers:
         return None
     return request.raw_path
 

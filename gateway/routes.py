@@ -11,6 +11,7 @@ def setup_routes(app: web.Application) -> None:
     # gateway's own endpoints read no body and never send one; the proxy does once allowed.
     router, wait = app.router, no_early_continue
     router.add_get("/circuit-breaker/status", views.breaker_status, expect_handler=wait)
+    router.add_post("/circuit-breaker/reset", views.breakers_reset, expect_handler=wait)
     router.add_post("/circuit-breaker/reset/{service}", views.breaker_reset, expect_handler=wait)
     router.add_get("/circuit-breaker/health", views.breaker_health, expect_handler=wait)
     docs.setup(app, expect_handler=wait)

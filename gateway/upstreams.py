@@ -85,7 +85,9 @@ async def fetch_openapi(upstream: Upstream,
     try:
         async with (asyncio.timeout(timeout),
                     upstream.session.get(upstream.url + "/openapi.json", headers={
-                        "Accept": "application/json", "Accept-Encoding": "identity"}) as resp):
+                        "Accept": "application/json", "Accept-Encoding": "identity",
+                        # Asked for once in a while: no connection kept open for it.
+                        "Connection": "close"}) as resp):
             if resp.status != 200:
                 return f"HTTP {resp.status}"
             document = await resp.json(content_type=None)
