@@ -29,45 +29,53 @@ class MethodNotAllowed(AppError):
 @dataclass(frozen=True)
 class _Entry:
     pattern: re.Pattern[str]
-    rank: tuple[int, int]  # (concrete, fixed segments): the larger, the more specific
+    rank: tuple[int, int]  # the larger, the more specific (`_rank`)
     methods: frozenset[str]
 
 
 class PathIndex:
-    def __init__(self, entries: Iterable[_Entry]) -> None:
+    def __init__(self, entries: Iterable[_Entry], concrete: Mapping[str, Iterable[str]]) -> None:
+        """`entries` are the templates; `concrete` the plain paths, found by a lookup."""
         self._entries = sorted(entries, key=lambda e: e.rank, reverse=True)
+        self._concrete: dict[str, frozenset[str]] = {}
+        for path, methods in concrete.items():
+            self._concrete[path] = self._concrete.get(path, frozenset()) | frozenset(methods)
 
     @classmethod
     def from_templates(cls, paths: Mapping[str, Iterable[str]]) -> PathIndex:
         """From OpenAPI-style templates (`/api/tours/{id}`, a parameter being one segment) and
         their methods; HEAD goes wherever GET does."""
-        entries = []
+        entries, concrete = [], {}
         for template, methods in paths.items():
             upper = {m.upper() for m in methods}
             if "GET" in upper:
                 upper.add("HEAD")
-            entries.append(_Entry(_template_regex(template), _rank(template), frozenset(upper)))
-        return cls(entries)
+            if _PARAMETER.search(template):
+                entries.append(_Entry(_template_regex(template), _rank(template),
+                                      frozenset(upper)))
+            else:
+                concrete[template] = upper
+        return cls(entries, concrete)
 
     @classmethod
     def from_router(cls, router: web.UrlDispatcher) -> PathIndex:
-        entries = []
+        entries, concrete = [], {}
         for resource in router.resources():
             info = resource.get_info()
             methods = frozenset(route.method.upper() for route in resource)
             if "path" in info:
-                pattern = re.compile(re.escape(info["path"]))
-                template = info["path"]
+                concrete[info["path"]] = methods
             elif "pattern" in info:
-                pattern, template = info["pattern"], info["formatter"]
-            else:  # a static or sub-app resource: its own business
-                continue
-            entries.append(_Entry(pattern, _rank(template), methods))
-        return cls(entries)
+                entries.append(_Entry(info["pattern"], _rank(info["formatter"]), methods))
+            # else a static or sub-app resource: its own business
+        return cls(entries, concrete)
 
     def allowed(self, path: str) -> frozenset[str] | None:
         """The methods of the most specific entries `path` matches (several of equal rank
         share theirs); None when it matches none."""
+        concrete = self._concrete.get(path)
+        if concrete is not None:
+            return concrete
         best: tuple[int, int] | None = None
         found: set[str] = set()
         for entry in self._entries:
@@ -95,9 +103,9 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 def _rank(template: str) -> tuple[int, int]:
+    """(fixed segments, segments): `/a/{x}/c` before `/a/{x}/{y}` before `/{tail}`."""
     segments = [s for s in template.split("/") if s]
-    fixed = sum(1 for s in segments if "{" not in s)
-    return (0 if "{" in template else 1), fixed
+    return sum(1 for s in segments if "{" not in s), len(segments)
 
 
 INDEX: web.AppKey[PathIndex] = web.AppKey("path_index", PathIndex)
