@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
@@ -47,8 +48,13 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def _iso_date(value: Any) -> Any:
     # Lax parsing would read 1893456000 as a Unix time (a departure on 2030-01-01) and answer
     # "20270314" with a message about datetimes: dates are YYYY-MM-DD on the wire (DESIGN §2).
-    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+    if isinstance(value, date):
         return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        # The date itself, not its text: request bodies are validated strictly, and a strict
+        # date takes no string that a validator hands on.
+        with contextlib.suppress(ValueError):  # 2027-02-30
+            return date.fromisoformat(value)
     raise ValueError("must be a date as YYYY-MM-DD")
 
 

@@ -34,15 +34,17 @@ def _split_rules(value: Any) -> Any:
 RuleList = Annotated[tuple[str, ...], BeforeValidator(_split_rules)]
 
 DEFAULT_ROUTES = (
-    "/api/auth=auth", "/api/tours=catalog", "/api/categories=catalog",
-    "/api/destinations=catalog", "/api/bookings=booking", "/api/payments=payments",
-    "/webhooks=payments:10", "/api/notifications=notify", "/ws=realtime",
+    "/api/auth=auth", "/api/tours=catalog+stale", "/api/categories=catalog+stale",
+    "/api/destinations=catalog+stale", "/api/bookings=booking", "/api/payments=payments",
+    "/webhooks=payments:10", "/api/webhooks=payments:10", "/api/notifications=notify",
+    "/ws=realtime", "upgrade:/ws=realtime", "upgrade:/=realtime/ws",
 )
 DEFAULT_PUBLIC = (
     "POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
     "GET /api/auth/.well-known/jwks.json",
     "GET /api/tours/**", "GET /api/categories/**", "GET /api/destinations/**",
     "GET /api/payments/config", "POST /webhooks/stripe", "GET /ws",
+    "POST /api/webhooks/stripe", "GET /",
 )
 DEFAULT_ADMIN = (
     "POST,PUT,PATCH,DELETE /api/tours/**", "POST,PUT,PATCH,DELETE /api/categories/**",
@@ -51,7 +53,7 @@ DEFAULT_ADMIN = (
     "POST /api/payments/*/refund",
 )
 DEFAULT_RATE_LIMITS = ("/=100/900", "/api/auth=10/900", "/api/payments=20/60",
-                       "/webhooks=600/60")
+                       "/webhooks=600/60", "/api/webhooks=600/60")
 
 
 class Config(BaseConfig):
@@ -70,7 +72,8 @@ class Config(BaseConfig):
     realtime_url: str = Field("http://127.0.0.1:3007", alias="REALTIME_URL")
 
     routes: CsvList = Field(DEFAULT_ROUTES, description=(
-        "prefix=service[:timeout seconds], longest prefix wins; paths pass unchanged"))
+        "prefix=service[:timeout seconds][+stale], longest prefix wins, paths unchanged; "
+        "upgrade:prefix=service[/path][:timeout seconds] for WebSocket handshakes"))
     default_timeout: float = Field(5.0, gt=0, description="Upstream timeout when a route sets none")
     public_routes: RuleList = Field(DEFAULT_PUBLIC, description=(
         "METHODS /pattern reachable without a token; * is one segment, ** any rest"))
@@ -82,7 +85,7 @@ class Config(BaseConfig):
         "Seconds a rate-limit decision waits for Redis; past it the local bucket decides"))
     rate_limit_exempt: CsvList = Field(("/health", "/metrics"), description=(
         "prefixes never rate limited (probes and scrapes)"))
-    user_limit_exempt: CsvList = Field(("/webhooks",), description=(
+    user_limit_exempt: CsvList = Field(("/webhooks", "/api/webhooks"), description=(
         "prefixes limited per client IP even when a token comes with the request"))
     trusted_proxies: CsvList = Field((), description=(
         "CIDRs of proxies in front of the gateway whose X-Forwarded-For and -Proto are believed"))

@@ -16,9 +16,10 @@ from aiohttp.typedefs import Handler, Middleware
 
 from common import auth
 from common.config import BaseConfig, ConfigError, load_config
-from common.http import health, middleware
+from common.http import health, middleware, routing
 from common.http.metrics import METRICS, HttpMetrics, metrics_view
 from common.http.openapi import build_openapi
+from common.http.server import ServiceRunner
 from common.logging import configure_logging
 
 log = structlog.get_logger("service")
@@ -31,11 +32,12 @@ def service_app(config: BaseConfig, *, title: str, description: str = "",
                 openapi: Handler | None = None) -> web.Application:
     """An app with the shared middlewares and the `/health*`, `/metrics`, `/openapi.json` routes.
     The service adds its routes, its cleanup contexts and its health checks; its own
-    `middlewares` run inside the shared ones, so their errors leave in the envelope. `openapi`
+    `middlewares` run inside the shared ones, so their errors leave in the envelope, and before
+    the check of the path's methods (`routing`), so a CORS preflight is answered first. `openapi`
     replaces the generated `/openapi.json` (the gateway serves every service's, merged)."""
     app = web.Application(
         middlewares=[middleware.request_context, middleware.metrics, middleware.errors,
-                     middleware.body_limit, *middlewares],
+                     middleware.body_limit, *middlewares, routing.allowed_methods],
         client_max_size=config.max_body_bytes,
     )
     app[METRICS] = HttpMetrics(config.service)
@@ -48,6 +50,7 @@ def service_app(config: BaseConfig, *, title: str, description: str = "",
     app.router.add_get("/health/ready", health.ready_view)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi or openapi_view)
+    app.on_startup.append(routing.index_routes)
     app.on_response_prepare.append(middleware.add_request_id)
     app.on_shutdown.append(_start_draining)
     return app
@@ -108,7 +111,7 @@ async def serve(app: web.Application, config: BaseConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig.name)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    runner = ServiceRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
     try:
         await runner.setup()
         await web.TCPSite(runner, config.host, config.port).start()

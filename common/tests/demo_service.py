@@ -38,6 +38,8 @@ class WidgetIn(Schema):
     unit_price: Annotated[int, Field(ge=0, description="Minor units")]
     tags: list[str] = []
     contact: Contact | None = None
+    featured: bool = False
+    weight: float | None = None
 
 
 class WidgetOut(Schema):
@@ -89,6 +91,11 @@ class ArchiveIn(Schema):
 @endpoint(summary="Archive a widget (a reason is optional, and so is the body)", body=ArchiveIn)
 async def archive_widget(request: web.Request, body: ArchiveIn) -> web.Response:
     return web.json_response({"archived": request.match_info["id"], "reason": body.reason})
+
+
+@endpoint(summary="Create several widgets at once", body=WidgetIn, status=202)
+async def bulk_widgets(request: web.Request, body: WidgetIn) -> web.Response:
+    return json_response({"accepted": 1}, status=202)
 
 
 @endpoint(summary="List widgets", query=WidgetQuery, response=WidgetPage)
@@ -160,6 +167,7 @@ def create_app(config: Config) -> web.Application:
     app[RELEASE] = config.release_file
     app.router.add_post("/api/widgets", create_widget)
     app.router.add_get("/api/widgets", list_widgets)
+    app.router.add_post("/api/widgets/bulk", bulk_widgets)  # before the template it shadows
     app.router.add_get("/api/widgets/{id}", get_widget)
     app.router.add_post("/api/widgets/{id}/archive", archive_widget)
     app.router.add_get("/api/me", whoami)

@@ -83,9 +83,9 @@ async def test_an_address_the_server_echoes_in_its_refusal_is_masked_in_logs(
 
     with capture_logs() as logs:
         await scene.publish(event)
-        # A deferred row is pending from before its first try: wait for that try's error.
-        row = await scene.delivery(event, **({"status": "failed"} if rule == "refuse" else
-                                             {"status": "pending", "attempts": 1}))
+        # After the attempt: the row is pending (with no error yet) from the moment it is made.
+        row = await scene.delivery(event, status="failed" if rule == "refuse" else "pending",
+                                   attempts=1)
         await eventually(lambda: any(e["event"] == "event_consumed" for e in logs),
                          message="the event's outcome logged")
 
