@@ -186,7 +186,7 @@ class Bookings:
 
     async def search(self, identity: Identity, query: ListQuery) -> Page:
         filters = db.Filters(
-            user_id=None if identity.is_admin else identity.user_id,
+            user_id=None if identity.is_manager else identity.user_id,
             status=query.status.value if query.status else None, tour_id=query.tour_id,
             date_from=query.date_from, date_to=query.date_to, email=query.email)
         async with self._pool.acquire() as conn:
@@ -204,13 +204,13 @@ class Bookings:
                 raise BookingNotFound()
             default = (CUSTOMER_CANCEL_REASON if str(booking["user_id"]) == identity.user_id
                        else ADMIN_CANCEL_REASON)
-            if identity.is_admin:
+            if identity.is_manager:
                 return change_status(state_of(booking), Status.CANCELLED,
                                      reason=reason or default)
             return cancel_by_customer(state_of(booking), tour_date=booking["tour_date"],
                                       today=utc_today(), reason=reason or default)
 
-        source = "admin" if identity.is_admin else "customer"
+        source = "admin" if identity.is_manager else "customer"
         return await self._change(booking_id, plan, source)
 
     async def set_status(self, booking_id: uuid.UUID, status: Status,

@@ -55,7 +55,7 @@ def utc_today() -> date:
 def transitions_for(booking: asyncpg.Record, viewer: Identity) -> dict[str, list[str]]:
     """The `allowedTransitions` one caller sees: the moves that caller may make."""
     state = state_of(booking)
-    if viewer.is_admin:
+    if viewer.is_manager:
         return allowed_transitions(state)
     return customer_transitions(state, tour_date=booking["tour_date"], today=utc_today())
 

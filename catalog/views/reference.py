@@ -1,4 +1,4 @@
-"""Categories and destinations: public reads, the admin's writes."""
+"""Categories and destinations: public reads, managers' and admins' writes."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ async def get_category(request: web.Request, query: DetailQuery) -> web.Response
                        public=not query.include_inactive)
 
 
-@endpoint(summary="Create a category", access="admin", body=CategoryIn, response=CategoryOut,
+@endpoint(summary="Create a category", access="manager", body=CategoryIn, response=CategoryOut,
           status=201, errors=(409,), tags=TAGS)
 async def create_category(request: web.Request, identity: Identity,
                           body: CategoryIn) -> web.Response:
@@ -77,7 +77,7 @@ async def create_category(request: web.Request, identity: Identity,
     return json_response(category_out(row), status=201)
 
 
-@endpoint(summary="Change a category", access="admin", body=CategoryPatch, response=CategoryOut,
+@endpoint(summary="Change a category", access="manager", body=CategoryPatch, response=CategoryOut,
           errors=(404, 409), tags=TAGS, description=IN_USE)
 async def update_category(request: web.Request, identity: Identity,
                           body: CategoryPatch) -> web.Response:
@@ -87,7 +87,7 @@ async def update_category(request: web.Request, identity: Identity,
     return json_response(category_out(row))
 
 
-@endpoint(summary="Deactivate a category (soft delete)", access="admin", status=204,
+@endpoint(summary="Deactivate a category (soft delete)", access="manager", status=204,
           errors=(404, 409), tags=TAGS, description=IN_USE)
 async def delete_category(request: web.Request, identity: Identity) -> web.Response:
     category_id = path_id(request, "category", CategoryNotFound())
@@ -120,7 +120,7 @@ async def get_destination(request: web.Request, query: DetailQuery) -> web.Respo
                        public=not query.include_inactive)
 
 
-@endpoint(summary="Create a destination", access="admin", body=DestinationIn,
+@endpoint(summary="Create a destination", access="manager", body=DestinationIn,
           response=DestinationOut, status=201, errors=(409,), tags=TAGS)
 async def create_destination(request: web.Request, identity: Identity,
                              body: DestinationIn) -> web.Response:
@@ -129,7 +129,7 @@ async def create_destination(request: web.Request, identity: Identity,
     return json_response(destination_out(row), status=201)
 
 
-@endpoint(summary="Change a destination", access="admin", body=DestinationPatch,
+@endpoint(summary="Change a destination", access="manager", body=DestinationPatch,
           response=DestinationOut, errors=(404, 409), tags=TAGS, description=IN_USE)
 async def update_destination(request: web.Request, identity: Identity,
                              body: DestinationPatch) -> web.Response:
@@ -139,7 +139,7 @@ async def update_destination(request: web.Request, identity: Identity,
     return json_response(destination_out(row))
 
 
-@endpoint(summary="Deactivate a destination (soft delete)", access="admin", status=204,
+@endpoint(summary="Deactivate a destination (soft delete)", access="manager", status=204,
           errors=(404, 409), tags=TAGS, description=IN_USE)
 async def delete_destination(request: web.Request, identity: Identity) -> web.Response:
     destination_id = path_id(request, "destination", DestinationNotFound())

@@ -20,7 +20,7 @@ async def test_health_reports_every_service(make_gateway):
     assert (body["status"], body["service"]) == ("ok", "gateway")
     assert body["timestamp"].endswith("Z")
     assert body["uptime"] >= 0
-    assert set(body["services"]) == {*SERVICES, "redis"}
+    assert set(body["services"]) == {*SERVICES, "redis", "revocations"}
     for name, report in body["services"].items():
         assert report["status"] == "ok", name
         assert report["latencyMs"] >= 0
