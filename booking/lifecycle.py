@@ -56,7 +56,9 @@ def transitions_for(booking: asyncpg.Record, viewer: Identity) -> dict[str, list
     """The `allowedTransitions` one caller sees: the moves that caller may make."""
     state = state_of(booking)
     if viewer.is_manager:
-        return allowed_transitions(state)
+        moves = allowed_transitions(state)
+        # Payment moves are reconciliation, for admins; a manager moves the status only.
+        return moves if viewer.is_admin else {**moves, "paymentStatus": []}
     return customer_transitions(state, tour_date=booking["tour_date"], today=utc_today())
 
 
