@@ -18,6 +18,7 @@ from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 if TYPE_CHECKING:
     from common.auth import Identity
@@ -148,8 +149,8 @@ class RevocationList:
         While Redis is unreachable the entries known so far stay in force, and reading is
         retried."""
         failures = 0
-        # `stop` as well as the cancellation: a cancellation that lands while the client sets up
-        # its connection can come out of it as a connection error, which is retried here.
+        # `stop` as well as the cancellation: the loop ends even if a cancellation is swallowed
+        # on its way (as `asyncio.wait_for` can on Python 3.11).
         while not stop.is_set():
             try:
                 _, last = await self._read(client, key, last, block=True)
@@ -212,9 +213,9 @@ class RevocationPublisher:
         """Raises RedisError (or OSError) when Redis cannot take it."""
         lifetime_ms = int(self._lifetime * 1000)
         oldest = int(time.time() * 1000) - lifetime_ms
+        fields: dict[FieldT, EncodableT] = dict(revocation.fields().items())
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xadd(self._key, revocation.fields(),  # type: ignore[arg-type]
-                      minid=oldest, approximate=False)
+            pipe.xadd(self._key, fields, minid=oldest, approximate=False)
             pipe.pexpire(self._key, lifetime_ms)
             await pipe.execute()
         if self._mirror is not None:  # this process need not wait for its own read
