@@ -1,7 +1,6 @@
 """User administration, for admins: find users, read one with their bookings, change a role,
-disable and re-enable an account. Users are never deleted. A disable or a role change revokes the
-user's access tokens issued before it; an admin never disables or demotes their own account, so
-at least one active admin always remains."""
+disable and re-enable an account (never delete it, never one's own). A disable or a role change
+revokes the user's access tokens issued before it."""
 
 from __future__ import annotations
 

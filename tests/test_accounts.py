@@ -1,7 +1,6 @@
-"""Accounts as an administrator and a traveller meet them, every service a process: the admin
-finds a traveller and reads them with their bookings, disables and re-enables the account, changes
-a role; and a token that worked stops working within five seconds of a logout, a disable or a role
-change, at the gateway, at the service itself, and on the traveller's open WebSocket."""
+"""Accounts, every service a process: an admin finds a traveller with their bookings, disables,
+re-enables, changes a role; a token stops within 5 s of a logout, a disable or a role change, at
+the gateway, at the service itself and on the traveller's open WebSocket."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The revocation list on the real Redis: what an entry revokes (one session, or a user's tokens
-below a version), a service refusing a revoked token within seconds of its publication, a new
-process that knows the entries published before it started, a list that never grows without
-bound, and a service that keeps serving while Redis is away."""
+"""The revocation list on the real Redis: what an entry revokes, a service refusing a revoked
+token within seconds, a new process knowing earlier entries, a list that never grows without
+bound, and a service serving on while Redis is away."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Tokens and rules at the gateway: public routes pass without a token, every other route needs a
-valid one (a distinct 401 for missing, expired and invalid), managers' routes refuse customers and
-admins' routes refuse managers too, however the path is spelled, and the identity forwarded
-upstream is the token's, never the client's own headers. Requests go byte for byte
-(`raw_request`), so no client cleans the path."""
+"""Tokens and rules at the gateway, requests sent byte for byte: a distinct 401 for missing,
+expired, invalid and revoked tokens, managers' and admins' routes however the path is spelled,
+and the identity forwarded upstream is the token's, never the client's own headers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Revoked tokens on WebSockets: within seconds of a logout, a revoked session or a disabled
-account, realtime closes the sockets those tokens opened or authenticated (close code 4001, reason
-AUTH_TOKEN_REVOKED), and no longer accepts them. The revocations come from the run's real auth,
-through the shared Redis, as in production."""
+"""Revoked tokens on WebSockets: within seconds of a logout or a disable (by the run's real auth,
+through Redis), realtime closes the sockets those tokens opened or authenticated (4001
+AUTH_TOKEN_REVOKED), and no longer accepts them."""
 
 from __future__ import annotations
 
