@@ -234,7 +234,7 @@ class Bookings:
 
     async def search(self, identity: Identity, query: ListQuery) -> Page:
         filters = db.Filters(
-            user_id=None if identity.is_admin else identity.user_id,
+            user_id=None if identity.is_manager else identity.user_id,
             status=query.status.value if query.status else None, tour_id=query.tour_id,
             date_from=query.date_from, date_to=query.date_to, email=query.email)
         # One snapshot for both statements: a booking made between them would otherwise be
@@ -255,14 +255,14 @@ class Bookings:
                 raise BookingNotFound()
             default = (CUSTOMER_CANCEL_REASON if str(booking["user_id"]) == identity.user_id
                        else ADMIN_CANCEL_REASON)
-            if identity.is_admin:
+            if identity.is_manager:
                 return change_status(state_of(booking), Status.CANCELLED,
                                      tour_date=booking["tour_date"], today=utc_today(),
                                      reason=reason or default)
             return cancel_by_customer(state_of(booking), tour_date=booking["tour_date"],
                                       today=utc_today(), reason=reason or default)
 
-        source = "admin" if identity.is_admin else "customer"
+        source = "admin" if identity.is_manager else "customer"
         return await self._change(booking_id, plan, source)
 
     async def set_status(self, booking_id: uuid.UUID, status: Status,

@@ -196,7 +196,7 @@ class Changes:
             return after
         if plan.seats_added < 0:
             await asyncio.shield(self._give_back(after))
-        self._metrics.changed.labels("admin" if identity.is_admin else "customer").inc()
+        self._metrics.changed.labels("admin" if identity.is_manager else "customer").inc()
         log.info("booking_updated", bookingId=str(booking_id), version=after["version"],
                  participants=after["participants"], totalAmount=after["total_amount"])
         return after

@@ -61,8 +61,10 @@ def utc_today() -> date:
 def transitions_for(booking: asyncpg.Record, viewer: Identity) -> dict[str, list[str]]:
     """The `allowedTransitions` one caller sees: the moves that caller may make."""
     state, tour_date, today = state_of(booking), booking["tour_date"], utc_today()
-    if viewer.is_admin:
-        return allowed_transitions(state, tour_date=tour_date, today=today)
+    if viewer.is_manager:
+        moves = allowed_transitions(state, tour_date=tour_date, today=today)
+        # Payment moves are reconciliation, for admins; a manager moves the status only.
+        return moves if viewer.is_admin else {**moves, "paymentStatus": []}
     return customer_transitions(state, tour_date=tour_date, today=today)
 
 

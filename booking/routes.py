@@ -14,3 +14,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_patch("/api/bookings/{id}/status", views.set_status)
     app.router.add_patch("/api/bookings/{id}/payment-status", views.set_payment_status)
     app.router.add_get("/internal/bookings/{id}", views.internal_booking)
+    app.router.add_get("/internal/bookings", views.internal_user_bookings)

@@ -213,3 +213,9 @@ def booking_out(booking: asyncpg.Record, viewer: Identity) -> BookingOut:
         cancellation_reason=booking["cancellation_reason"], created_at=booking["created_at"],
         updated_at=booking["updated_at"], version=booking["version"],
         allowed_transitions=TransitionsOut.model_validate(transitions_for(booking, viewer)))
+
+
+class UserBookingsQuery(Schema):
+    user_id: uuid.UUID
+    page: int = Field(1, ge=1, le=100_000)
+    limit: int = Field(20, ge=1, le=100)

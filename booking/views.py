@@ -18,6 +18,7 @@ from booking.schemas import (
     ListQuery,
     PaymentStatusIn,
     StatusIn,
+    UserBookingsQuery,
     booking_out,
 )
 from common.auth import Identity
@@ -53,7 +54,8 @@ async def create_booking(request: web.Request, identity: Identity,
     return json_response(answer.body, status=answer.status, headers=headers)
 
 
-@endpoint(summary="The caller's bookings (admins: everyone's)", access="user", query=ListQuery,
+@endpoint(summary="The caller's bookings (managers and admins: everyone's)", access="user",
+          query=ListQuery,
           response=BookingListOut, tags=TAGS,
           description="Newest first. Filters narrow what the caller may see.")
 async def list_bookings(request: web.Request, identity: Identity,
@@ -102,7 +104,7 @@ async def cancel_booking(request: web.Request, identity: Identity,
     return json_response(booking_out(booking, identity))
 
 
-@endpoint(summary="Move a booking's status (admin)", access="admin", body=StatusIn,
+@endpoint(summary="Move a booking's status (manager or admin)", access="manager", body=StatusIn,
           response=BookingOut, errors=(404, 409), tags=TAGS,
           description="Through the state machine; an illegal move is 409 INVALID_TRANSITION.")
 async def set_status(request: web.Request, identity: Identity, body: StatusIn) -> web.Response:
@@ -137,3 +139,20 @@ _SERVICE_VIEWER = Identity(user_id="", email="", role="admin", session_id=None, 
 async def internal_booking(request: web.Request) -> web.Response:
     booking = await request.app[BOOKINGS].get(_SERVICE_VIEWER, booking_id(request))
     return json_response(booking_out(booking, _SERVICE_VIEWER))
+
+
+@endpoint(summary="A user's bookings, for other services", access="service",
+          query=UserBookingsQuery, response=BookingListOut, errors=(401,), tags=("internal",),
+          description=(
+              "Newest first, in the list shape, each as an administrator sees it: auth's user "
+              "page. A service credential (`X-Internal-Token`) only: anything else is 401 "
+              "SERVICE_CREDENTIAL_INVALID."))
+async def internal_user_bookings(request: web.Request, query: UserBookingsQuery) -> web.Response:
+    # Listed as that user would list them: their own, and nobody else's.
+    owner = Identity(user_id=str(query.user_id), email="", role="customer", session_id=None,
+                     token_id="")
+    found = await request.app[BOOKINGS].search(owner, ListQuery.model_validate(
+        {"page": query.page, "limit": query.limit}))
+    return json_response(BookingListOut(
+        items=[booking_out(b, _SERVICE_VIEWER) for b in found.items], page=query.page,
+        limit=query.limit, total=found.total))

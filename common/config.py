@@ -140,6 +140,10 @@ class BaseConfig(BaseModel):
         description="Accepted service credentials for /internal calls; the first is sent.")
     jwt_public_key_file: str | None = Field(".keys/jwt-public.pem", alias="JWT_PUBLIC_KEY_FILE")
     jwks_url: str | None = Field(None, alias="JWKS_URL")
+    jwks_min_refresh: float = Field(10.0, alias="JWKS_MIN_REFRESH", ge=0, le=3600, description=(
+        "Seconds between two fetches of JWKS_URL at most (a token with an unknown key id asks "
+        "for one): how soon a new signing key is trusted, and a bound on the load forged key "
+        "ids can put on auth"))
     jwt_issuer: str = Field("tourbook-auth", alias="JWT_ISSUER")
     jwt_audience: str = Field("tourbook", alias="JWT_AUDIENCE")
     max_body_bytes: int = Field(1024 * 1024, alias="MAX_BODY_BYTES", ge=1024)

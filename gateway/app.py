@@ -34,7 +34,8 @@ def create_app(config: Config) -> web.Application:
     app[AUTO_DECOMPRESS] = False  # the proxy decodes request bodies itself (gateway.bodies)
     app[HEALTH] = Health(config.service, timeout=config.health_timeout, section="services")
     app[ROUTES] = RouteTable.parse(config.routes, config.upstream_urls(), config.default_timeout)
-    app[ACCESS] = Access(public, Rules.parse(config.admin_routes))
+    app[ACCESS] = Access(public, Rules.parse(config.manager_routes),
+                         Rules.parse(config.admin_routes))
     app[cors.ORIGINS] = frozenset(config.cors_origins)
     app[limits.TRUSTED] = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
     app[METHODS] = UpstreamMethods()

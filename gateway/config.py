@@ -34,10 +34,10 @@ def _split_rules(value: Any) -> Any:
 RuleList = Annotated[tuple[str, ...], BeforeValidator(_split_rules)]
 
 DEFAULT_ROUTES = (
-    "/api/auth=auth", "/api/tours=catalog+stale", "/api/categories=catalog+stale",
-    "/api/destinations=catalog+stale", "/api/bookings=booking", "/api/payments=payments",
-    "/webhooks=payments:10", "/api/webhooks=payments:10", "/api/notifications=notify",
-    "/ws=realtime", "upgrade:/ws=realtime", "upgrade:/=realtime/ws",
+    "/api/auth=auth", "/api/admin/users=auth", "/api/tours=catalog+stale",
+    "/api/categories=catalog+stale", "/api/destinations=catalog+stale", "/api/bookings=booking",
+    "/api/payments=payments", "/webhooks=payments:10", "/api/webhooks=payments:10",
+    "/api/notifications=notify", "/ws=realtime", "upgrade:/ws=realtime", "upgrade:/=realtime/ws",
 )
 DEFAULT_PUBLIC = (
     "POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
@@ -46,10 +46,12 @@ DEFAULT_PUBLIC = (
     "GET /api/payments/config", "POST /webhooks/stripe", "GET /ws",
     "POST /api/webhooks/stripe", "GET /",
 )
-DEFAULT_ADMIN = (
+DEFAULT_MANAGER = (
     "POST,PUT,PATCH,DELETE /api/tours/**", "POST,PUT,PATCH,DELETE /api/categories/**",
-    "POST,PUT,PATCH,DELETE /api/destinations/**",
-    "PATCH /api/bookings/*/status", "PATCH /api/bookings/*/payment-status",
+    "POST,PUT,PATCH,DELETE /api/destinations/**", "PATCH /api/bookings/*/status",
+)
+DEFAULT_ADMIN = (
+    "GET,POST,PUT,PATCH,DELETE /api/admin/**", "PATCH /api/bookings/*/payment-status",
     "POST /api/payments/*/refund",
 )
 DEFAULT_RATE_LIMITS = ("/=100/900", "/api/auth=10/900", "/api/payments=20/60",
@@ -77,6 +79,8 @@ class Config(BaseConfig):
     default_timeout: float = Field(5.0, gt=0, description="Upstream timeout when a route sets none")
     public_routes: RuleList = Field(DEFAULT_PUBLIC, description=(
         "METHODS /pattern reachable without a token; * is one segment, ** any rest"))
+    manager_routes: RuleList = Field(DEFAULT_MANAGER, description=(
+        "METHODS /pattern for managers and admins"))
     admin_routes: RuleList = Field(DEFAULT_ADMIN, description="METHODS /pattern for admins only")
     rate_limits: CsvList = Field(DEFAULT_RATE_LIMITS, description=(
         "prefix=limit/window seconds, longest prefix wins; per user on routes that need a "
@@ -117,7 +121,7 @@ class Config(BaseConfig):
         RouteTable.parse(lines, SERVICES, default_timeout=1.0)
         return lines
 
-    @field_validator("public_routes", "admin_routes")
+    @field_validator("public_routes", "manager_routes", "admin_routes")
     @classmethod
     def _valid_rules(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
         for line in lines:

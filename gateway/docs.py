@@ -114,12 +114,15 @@ def _as_forwarded(operation: dict[str, Any], method: str, path: str, access: Acc
     responses = operation.setdefault("responses", {})
     wanted = method.upper()
     admin = access.admin.any(wanted, path)
-    if admin or not access.public.any(wanted, path):
+    manager = access.manager.any(wanted, path)
+    if admin or manager or not access.public.any(wanted, path):
         if not operation.get("security"):
             operation["security"] = [{"bearerAuth": []}]
-        responses.setdefault("401", _error("Missing, expired or invalid access token"))
+        responses.setdefault("401", _error("Missing, expired, invalid or revoked access token"))
     if admin:
         responses.setdefault("403", _error("Admins only"))
+    elif manager:
+        responses.setdefault("403", _error("Managers and admins only"))
     for status, description in GATEWAY_ERRORS.items():
         responses.setdefault(status, _error(description))
 

@@ -78,8 +78,8 @@ async def my_payments(request: web.Request, identity: Identity,
                                         total=found.total))
 
 
-@endpoint(summary="Every payment, with filters (admin)", access="admin", query=PaymentQuery,
-          response=PaymentListOut, tags=TAGS, description=(
+@endpoint(summary="Every payment, with filters (managers and admins)", access="manager",
+          query=PaymentQuery, response=PaymentListOut, tags=TAGS, description=(
               "Newest first, each with its refunds and anomalies. Filters: `status`, "
               "`bookingId`, `userId`, `anomaly` (true: an unresolved anomaly; false: none)."))
 async def list_payments(request: web.Request, identity: Identity,

@@ -15,7 +15,7 @@ async def test_health_reports_every_dependency(api: Api):
     health = await api.get("/health")
     assert health["status"] == "ok" and health["service"] == "catalog"
     assert set(health["checks"]) == {"database", "broker", "outbox", "consumer:catalog",
-                                     "sweeper"}
+                                     "sweeper", "revocations"}
     assert all(check["status"] == "ok" for check in health["checks"].values())
     assert health["checks"]["database"]["critical"] is True
     assert health["checks"]["broker"]["critical"] is False  # holds work while it is away

@@ -14,7 +14,7 @@ import uvloop
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from common import auth
+from common import auth, revocation
 from common.config import BaseConfig, ConfigError, load_config
 from common.http import health, middleware, routing
 from common.http.metrics import METRICS, HttpMetrics, metrics_view
@@ -69,13 +69,20 @@ async def openapi_view(request: web.Request) -> web.Response:
 
 
 def verifier_ctx(config: BaseConfig) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Token verification from the public key file, or from the JWKS URL over a pooled session."""
+    """Token verification from the public key file, or from the JWKS URL over a pooled session,
+    with the revocation list mirrored from Redis (its health not critical: while Redis is away
+    the entries known so far stay in force)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as session:
+        key = revocation.stream_key(config.redis_prefix)
+        async with aiohttp.ClientSession() as session, \
+                revocation.following(config.redis_url, key) as revoked:
+            app[revocation.REVOCATIONS] = revoked
+            app[health.HEALTH].add("revocations", revoked.check, critical=False)
             app[auth.VERIFIER] = auth.verifier_from_config(
                 config.jwt_public_key_file, config.jwks_url, config.jwt_issuer,
-                config.jwt_audience, session)
+                config.jwt_audience, session, jwks_min_refresh=config.jwks_min_refresh,
+                revocations=revoked)
             yield
 
     return ctx

@@ -23,7 +23,7 @@ from common import auth
 from common.errors import BadRequest, ValidationFailed
 from common.http.bodies import content_coding
 
-Access = Literal["public", "user", "admin", "service"]
+Access = Literal["public", "user", "manager", "admin", "service"]
 
 
 class Schema(BaseModel):
@@ -167,6 +167,8 @@ async def authorize(request: web.Request, access: Access) -> auth.Identity | Non
     identity = await auth.authenticate(request)
     if access == "admin":
         auth.require_admin(identity)
+    elif access == "manager":
+        auth.require_manager(identity)
     return identity
 
 
@@ -187,7 +189,7 @@ def endpoint(*, summary: str, access: Access = "public", body: type[BaseModel] |
         async def wrapper(request: web.Request) -> web.StreamResponse:
             kwargs: dict[str, Any] = {}
             identity = await authorize(request, access)
-            if access in ("user", "admin"):
+            if access in ("user", "manager", "admin"):
                 kwargs["identity"] = identity
             if query is not None:
                 kwargs["query"] = parse_query(request, query)

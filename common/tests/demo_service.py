@@ -131,6 +131,11 @@ async def admin_report(request: web.Request, identity: Identity) -> web.Response
     return json_response({"reportFor": identity.user_id})
 
 
+@endpoint(summary="Managers and administrators", access="manager", errors=(403,))
+async def manager_report(request: web.Request, identity: Identity) -> web.Response:
+    return json_response({"reportFor": identity.user_id})
+
+
 @endpoint(summary="For other services", access="service", tags=("internal",))
 async def internal_ping(request: web.Request) -> web.Response:
     return json_response({"pong": True})
@@ -173,6 +178,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/me", whoami)
     app.router.add_get("/api/users/{userId}/widgets", user_widgets)
     app.router.add_get("/api/admin/report", admin_report)
+    app.router.add_get("/api/manager/report", manager_report)
     app.router.add_get("/internal/ping", internal_ping)
     app.router.add_get("/api/boom", boom)
     app.router.add_get("/api/redirect", redirect)

@@ -138,10 +138,13 @@ async def test_the_merged_document_has_auth_and_the_gateway_and_is_valid_openapi
     assert document["openapi"] == "3.1.0"
     assert document["info"]["title"] == "tourbook API"
     assert {"/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout",
-            "/api/auth/profile", "/api/auth/.well-known/jwks.json", "/circuit-breaker/status",
-            "/circuit-breaker/reset", "/circuit-breaker/reset/{service}",
+            "/api/auth/profile", "/api/auth/.well-known/jwks.json", "/api/admin/users",
+            "/api/admin/users/{id}", "/circuit-breaker/status", "/circuit-breaker/reset",
+            "/circuit-breaker/reset/{service}",
             "/circuit-breaker/health"} == set(document["paths"])
     assert document["paths"]["/api/auth/profile"]["get"]["security"] == [{"bearerAuth": []}]
+    change = document["paths"]["/api/admin/users/{id}"]["patch"]
+    assert change["security"] == [{"bearerAuth": []}] and "403" in change["responses"]
     assert "security" not in document["paths"]["/api/auth/login"]["post"]
     # The stand-ins answer /openapi.json with JSON that is no OpenAPI document.
     assert document["x-tourbook-services"] == {

@@ -22,7 +22,7 @@ async def test_health_reports_the_database_the_bus_booking_and_stripe(
     assert resp.status == 200, await resp.text()
     checks = (await resp.json())["checks"]
     assert set(checks) == {"database", "broker", "outbox", "consumer:payments", "booking",
-                           "stripe"}
+                           "stripe", "revocations"}
     assert all(check["status"] == "ok" for check in checks.values())
     assert [name for name, check in checks.items() if check["critical"]] == ["database"]
 
