@@ -16,6 +16,10 @@ async def test_a_manager_reads_every_payment_but_refunds_none(
                  f"/api/payments/booking/{created['id']}"):
         resp = await flow.payments.get(path, headers=bearer(manager))
         assert resp.status == 200, path
+    listed = await flow.payments.get("/api/payments", params={"bookingId": created["id"]},
+                                     headers=bearer(manager))
+    assert listed.status == 200
+    assert [p["id"] for p in (await listed.json())["items"]] == [intent["paymentId"]]
     refund = await flow.payments.post(f"/api/payments/{intent['paymentId']}/refund",
                                       headers=bearer(manager), json={"amount": 100})
 
