@@ -71,6 +71,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         urls = {service.name: services.base_url(config) for service, config in configs.items()}
         commands = {service.name: supervisor.python_module(service.name) for service in selected}
         environ = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Where each service listens, for its peers (CATALOG_URL...), unless the operator says.
+        for name, url in urls.items():
+            environ.setdefault(f"{name.upper()}_URL", url)
         for stand_in in _stand_ins(configs, urls):
             commands[stand_in.name] = supervisor.python_module(stand_in.module)
             environ.update(stand_in.environ)

@@ -39,6 +39,8 @@ class Stack:
     `env` is what every process gets (broker, Redis prefix, keys, internal tokens, log level);
     `database_server` is the PostgreSQL URL on which databases `<prefix>_<service>` are created,
     migrated on first use and dropped by `stop()`. Each process logs to `<logs>/<service>-<n>.log`.
+    Every service's first process has its port chosen before anyone needs it (`url`), so each
+    process is told where all of its peers answer, whichever starts first.
     """
 
     env: dict[str, str]
@@ -47,6 +49,7 @@ class Stack:
     logs: Path
     replicas: list[Replica] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
 
     def database(self, name: str) -> str:
         """The URL of `name`'s database, created and migrated the first time."""
@@ -62,24 +65,36 @@ class Stack:
         await infra.ensure_database(url)
         await migrate(url, services.migrations(service))
 
+    def url(self, name: str) -> str:
+        """Where the first process of `name` answers, started yet or not: its port is chosen the
+        first time it is asked for, and `start` puts that process there."""
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        return f"http://127.0.0.1:{self.ports[name]}"
+
     def env_for(self, name: str, **overrides: str) -> dict[str, str]:
-        """The environment `python -m <name>` gets: the stack's, its database, the URLs of the
-        services already started (first replica), then `overrides`."""
+        """The environment `python -m <name>` gets: the stack's, its database, the URL of every
+        other service of the registry (its first process, started or to come: `CATALOG_URL`...;
+        stand-ins are named by hand), then `overrides`."""
         prefix = _config_class(name).env_prefix
         env = {**self.env}
-        registered = {s.name for s in services.REGISTRY}
-        for replica in self.replicas:
-            if replica.service in registered:  # CATALOG_URL... (stand-ins are named by hand)
-                env.setdefault(f"{replica.service.upper()}_URL", replica.url)
+        for service in services.REGISTRY:
+            if service.name != name:
+                env.setdefault(f"{service.name.upper()}_URL", self.url(service.name))
         if any(s.name == name and s.database for s in services.REGISTRY):
             env[f"{prefix}DATABASE_URL"] = self.database(name)
         return {**env, **overrides}
 
     def start(self, name: str, *, port: int | None = None, health: str = "/health/live",
               **overrides: str) -> str:
-        """Start one more process of `name` (on `port`, or a free one); its base URL once
-        `health` answers."""
-        port = port or free_port()
+        """Start one more process of `name`; its base URL once `health` answers. The first
+        process (again, after `stop_one`) listens where `url(name)` said; another on `port` or
+        a free one."""
+        first = not self.urls(name)
+        if port is None:
+            port = int(self.url(name).rsplit(":", 1)[1]) if first else free_port()
+        elif first and self.ports.setdefault(name, port) != port:
+            raise ValueError(f"{name} was announced at {self.url(name)}, not on port {port}")
         env = self.env_for(name, **overrides)
         env[f"{_config_class(name).env_prefix}PORT"] = str(port)
         count = sum(r.service == name for r in self.replicas)

@@ -70,22 +70,22 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """One process of each service with the gateway in front, the Stripe stand-in delivering
     its webhooks to the gateway, and the SMTP sink receiving notify's e-mail: {name: base URL}
     (`smtp` is the sink's HTTP API, `smtpPort` where it receives SMTP)."""
-    # auth reads each user's bookings from booking (the admins' user page), which starts after.
-    booking_port = free_port()
-    stack.start("auth", BOOKING_URL=f"http://127.0.0.1:{booking_port}")
+    # Each service is told where the others answer, those that start after it included
+    # (auth reads booking, booking reads payments): the stack chose every port beforehand.
+    stack.start("auth")
     stack.start("catalog")
-    stack.start("booking", port=booking_port)
-    gateway_port, smtp_port = free_port(), free_port()
+    stack.start("booking")
+    smtp_port = free_port()
     stripe = stack.start(
         "standins.stripe", health="/health", STRIPE_STANDIN_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        STRIPE_STANDIN_WEBHOOK_URL=f"http://127.0.0.1:{gateway_port}/webhooks/stripe",
+        STRIPE_STANDIN_WEBHOOK_URL=stack.url("gateway") + "/webhooks/stripe",
         STRIPE_STANDIN_WEBHOOK_BACKOFF="0.2")
     stack.start("payments", STRIPE_API_BASE=stripe, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
     smtp = stack.start("standins.smtp", health="/health", SMTP_STANDIN_SMTP_PORT=str(smtp_port),
                        SMTP_STANDIN_DIRECTORY=str(tmp_path_factory.mktemp("mail")))
     stack.start("notify", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
     stack.start("realtime")
-    stack.start("gateway", port=gateway_port)
+    stack.start("gateway")
     names = ("auth", "catalog", "booking", "payments", "notify", "realtime", "gateway")
     return {"stripe": stripe, "smtp": smtp, "smtpPort": str(smtp_port),
             **{name: stack.urls(name)[0] for name in names}}

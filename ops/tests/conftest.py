@@ -88,7 +88,8 @@ async def ready(request):
 
 app = web.Application()
 app.router.add_get("/health/ready", ready)
-print("tbdummy listening", flush=True)
+print("tbdummy listening, reached at TBDUMMY_URL=" + os.environ.get("TBDUMMY_URL", "?"),
+      flush=True)
 web.run_app(app, host=config.host, port=config.port, print=None)
 ''',
 }

@@ -36,6 +36,8 @@ def test_up_serves_the_service_and_stopping_it_leaves_no_process(
     assert "applied 001_notes" in up.output
     assert "tbdummy: demo data in place" in up.output
     assert "tbdummy listening" in up.output  # the service's own output, prefixed by its name
+    # Every process is told where each service listens, its port setting followed.
+    assert f"reached at TBDUMMY_URL=http://127.0.0.1:{port}" in up.output
     assert f"http://127.0.0.1:{port}/openapi.json" in up.output
     assert Path(ops_env["OPS_RUN_DIR"], "up.pid").read_text().strip() == str(up.process.pid)
     processes = pids_of(up, ops_env)
