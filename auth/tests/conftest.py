@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from auth.admin import ensure_admin
 from auth.app import create_app
 from auth.config import Config
 from auth.db import MIGRATIONS
 from common.config import load_config
-from conftest import MakeDatabase
+from conftest import INTERNAL_TOKEN, MakeDatabase
 
 PASSWORD = "Secret123"
 
@@ -109,3 +110,48 @@ def make_account(client: TestClient, auth_config: Config, register: Register) ->
         return account
 
     return make
+
+
+# --- booking: a stand-in of its list of a user's bookings -------------------------------------
+
+def booking_of(user_id: str, number: int) -> dict[str, Any]:
+    """A paid booking of `user_id`, as booking's `/internal/bookings` gives it (an admin's view)."""
+    return {"id": str(uuid.uuid4()), "userId": user_id, "tourId": str(uuid.uuid4()),
+            "departureId": str(uuid.uuid4()), "tourTitle": f"Harbour walk {number}",
+            "tourDate": "2027-03-14", "participants": 2, "unitPrice": 4500,
+            "totalAmount": 9000, "currency": "EUR",
+            "contact": {"name": "Ada", "email": "ada@example.com", "phone": None},
+            "specialRequests": None, "status": "confirmed", "paymentStatus": "paid",
+            "paidAmount": 9000, "refundedAmount": 0, "netPaidAmount": 9000,
+            "expiresAt": "2026-11-27T10:15:00Z", "confirmedAt": "2026-11-27T10:03:00Z",
+            "cancelledAt": None, "completedAt": None, "cancellationReason": None,
+            "createdAt": "2026-11-27T10:00:00Z", "updatedAt": "2026-11-27T10:03:00Z",
+            "version": 2, "allowedTransitions": {
+                "status": ["completed", "cancelled"],
+                "paymentStatus": ["refunded", "partially_refunded"]}}
+
+
+@pytest.fixture
+async def booking_server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """booking's `/internal/bookings` as auth sees it: a page of 3 of a user's 14 bookings,
+    behind the service credential; and the requests it received. `test_standins.py` holds it
+    to booking's own document."""
+    seen: list[dict[str, Any]] = []
+
+    async def bookings(request: web.Request) -> web.Response:
+        seen.append({"query": dict(request.query), "token": request.headers.get(
+            "X-Internal-Token")})
+        if request.headers.get("X-Internal-Token") != INTERNAL_TOKEN:
+            return web.json_response({"status": 401, "error": "SERVICE_CREDENTIAL_INVALID",
+                                      "message": "A service credential is required"},
+                                     status=401)
+        user, limit = request.query["userId"], int(request.query.get("limit", "20"))
+        items = [booking_of(user, n) for n in range(min(limit, 3))]
+        return web.json_response({"items": items, "page": 1, "limit": limit, "total": 14})
+
+    app = web.Application()
+    app.router.add_get("/internal/bookings", bookings)
+    server = TestServer(app)
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/"), seen
+    await server.close()

@@ -5,13 +5,11 @@ account; what a disabled account and a demoted one can still do; and who may do 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from auth.tests.conftest import MakeAccount, MakeClient, Register, bearer
 from common.testing import free_port
@@ -96,40 +94,6 @@ async def test_bad_filters_are_400(client, make_account: MakeAccount, query: str
 
 
 # --- one user, with their bookings --------------------------------------------------------------
-
-
-def booking_of(user_id: str, number: int) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "userId": user_id, "tourId": str(uuid.uuid4()),
-            "departureId": str(uuid.uuid4()), "tourTitle": f"Harbour walk {number}",
-            "tourDate": "2027-03-14", "participants": 2, "unitPrice": 4500,
-            "totalAmount": 9000, "currency": "EUR", "status": "confirmed",
-            "paymentStatus": "paid", "contact": {"name": "Ada", "email": "ada@example.com",
-                                                 "phone": None},
-            "createdAt": "2026-11-27T10:00:00Z", "allowedTransitions": {}}
-
-
-@pytest.fixture
-async def booking_server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """booking's `/internal/bookings` as auth sees it: the list shape for a user, behind the
-    service credential; and the requests it received."""
-    seen: list[dict[str, Any]] = []
-
-    async def bookings(request: web.Request) -> web.Response:
-        seen.append({"query": dict(request.query), "token": request.headers.get(
-            "X-Internal-Token")})
-        if request.headers.get("X-Internal-Token") != INTERNAL_TOKEN:
-            return web.json_response({"status": 401, "error": "SERVICE_CREDENTIAL_INVALID",
-                                      "message": "no"}, status=401)
-        user = request.query["userId"]
-        items = [booking_of(user, n) for n in range(int(request.query["limit"]))]
-        return web.json_response({"items": items[:3], "page": 1, "limit": 10, "total": 14})
-
-    app = web.Application()
-    app.router.add_get("/internal/bookings", bookings)
-    server = TestServer(app)
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/"), seen
-    await server.close()
 
 
 async def test_an_admin_reads_a_user_with_their_recent_bookings(

@@ -20,6 +20,8 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from auth.app import create_app as create_auth_app
+from auth.config import Config as AuthConfig
 from common.auth import (
     JwksKeys,
     StaticKeys,
@@ -33,6 +35,7 @@ from common.config import load_config
 from common.errors import Unavailable
 from common.testing import eventually
 from common.tests import demo_service
+from common.tests.contracts import PeerContract, served_document
 from common.tests.support import AUDIENCE, ISSUER, SERVICE_TOKENS, FakeClock, Keys, demo_env
 
 
@@ -225,7 +228,10 @@ async def test_a_character_of_the_default_credential_is_not_a_credential(aiohttp
 
 
 class JwksServer:
-    """auth's JWKS endpoint, as far as verifiers can tell: the keys it serves, and a hit count."""
+    """auth's JWKS endpoint, as far as verifiers can tell: the keys it serves, and a hit count.
+    Its answers are auth's (a test below holds them to auth's document); `failing` (auth away
+    behind a proxy's 503) and `extra` (keys auth never serves) are faults a verifier must
+    survive, outside auth's contract on purpose."""
 
     def __init__(self) -> None:
         self.keys: list[Keys] = []
@@ -262,6 +268,17 @@ async def session():
 def jwks_verifier(url: str, session: aiohttp.ClientSession, clock: FakeClock) -> TokenVerifier:
     keys = JwksKeys(url, session, ttl=300, min_refresh=10, clock=clock)
     return TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
+
+
+async def test_the_jwks_stand_in_answers_as_auth_documents_its_keys(jwks, session, tmp_path):
+    server, url = jwks
+    server.keys = [Keys.create(tmp_path), Keys.create(tmp_path)]
+    contract = PeerContract("auth", await served_document(
+        create_auth_app(load_config(AuthConfig, {"APP_ENV": "test"}))))
+
+    status, body = await contract.answer(session, "GET", "/api/auth/.well-known/jwks.json", url)
+
+    assert (status, len(body["keys"])) == (200, 2)
 
 
 async def test_a_key_rotated_in_is_accepted_after_one_refetch(jwks, session, tmp_path):

@@ -85,6 +85,9 @@ async def test_a_browser_authenticates_with_a_message(server, connect: Connect, 
     assert (await client.next())["eventId"] == after.event_id != before.event_id
 
 
+JWKS_PATH = "/api/auth/.well-known/jwks.json"
+
+
 class SlowJwks:
     """auth's JWKS endpoint, whose answers the test may hold back: a key fetch that takes
     its time."""
@@ -94,6 +97,12 @@ class SlowJwks:
         self.fetches = 0
         self.released = asyncio.Event()
         self.released.set()
+
+    def app(self) -> web.Application:
+        """Served where auth serves it; `test_standins.py` holds it to auth's own document."""
+        app = web.Application()
+        app.router.add_get(JWKS_PATH, self.serve)
+        return app
 
     async def serve(self, request: web.Request) -> web.Response:
         self.fetches += 1
@@ -108,11 +117,9 @@ async def test_re_authenticating_keeps_the_users_frames_coming_until_the_new_tok
     the connection keeps the identity it had."""
     old_key, new_key = load_private_key(key_files[0]), Ed25519PrivateKey.generate()
     jwks = SlowJwks(old_key)
-    app = web.Application()
-    app.router.add_get("/jwks.json", jwks.serve)
-    keys_at = await aiohttp_server(app)
+    keys_at = await aiohttp_server(jwks.app())
     server = await make_server(JWT_PUBLIC_KEY_FILE=str(tmp_path / "none.pem"),
-                               JWKS_URL=str(keys_at.make_url("/jwks.json")),
+                               JWKS_URL=str(keys_at.make_url(JWKS_PATH)),
                                JWKS_MIN_REFRESH="0")
     user = str(uuid.uuid4())
     client = await connect(server, token=sign(old_key, user))
