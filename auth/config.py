@@ -6,12 +6,22 @@ from typing import ClassVar, Self
 
 from pydantic import Field, model_validator
 
-from common.config import BaseConfig
+from common.config import Alias, BaseConfig, duration_seconds
 
 
 class Config(BaseConfig):
     service: ClassVar[str] = "auth"
     env_prefix: ClassVar[str] = "AUTH_"
+    # The original's auth: its bcrypt cost, and its token lifetimes as time spans (`15m`, `7d`),
+    # each under the two names its files used.
+    aliases: ClassVar[tuple[Alias, ...]] = (
+        *BaseConfig.aliases,
+        Alias(("BCRYPT_ROUNDS",), "bcrypt_rounds"),
+        Alias(("JWT_ACCESS_EXPIRY",), "access_token_ttl", duration_seconds),
+        Alias(("JWT_ACCESS_EXPIRES_IN",), "access_token_ttl", duration_seconds),
+        Alias(("JWT_REFRESH_EXPIRY",), "refresh_token_ttl", duration_seconds),
+        Alias(("JWT_REFRESH_EXPIRES_IN",), "refresh_token_ttl", duration_seconds),
+    )
 
     port: int = Field(3005, ge=0, le=65535)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/auth_service_db"

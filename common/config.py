@@ -80,6 +80,32 @@ def database_url_from_parts(parts: Mapping[str, str], default: Any) -> str:
     return urlunsplit((url.scheme or "postgresql", netloc, f"/{name}", "", ""))
 
 
+# The original's lifetimes were time spans in the style of its JWT library: `15m`, `7d`,
+# `2 days`, `1.5h`. A bare number is taken as seconds, as our own variables count.
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+_SPAN_UNITS = {
+    **dict.fromkeys(("ms", "msec", "msecs", "millisecond", "milliseconds"), 0.001),
+    **dict.fromkeys(("", "s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365.25 * 86400),
+}
+
+
+def duration_seconds(given: Mapping[str, str], default: Any) -> str:
+    """Whole seconds from the original's time span (`15m`, `7d`), its one variable's value."""
+    [text] = given.values()
+    match = _SPAN.match(text.lower())
+    if match is None or match.group(2) not in _SPAN_UNITS:
+        raise ValueError(f"{text!r} is not a time span such as 900, 15m, 12h or 7d")
+    seconds = float(match.group(1)) * _SPAN_UNITS[match.group(2)]
+    if seconds != int(seconds):
+        raise ValueError(f"{text!r} is not a whole number of seconds")
+    return str(int(seconds))
+
+
 # The settings several services share, under the names the original read (in its code, its
 # .env.example files or its compose file); each applies to the configs that have the field.
 ORIGINAL_NAMES: tuple[Alias, ...] = (

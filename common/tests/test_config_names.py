@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from auth.config import Config as AuthConfig
 from common.config import ConfigError, config_notices, load_config
 from common.testing import free_port, wait_http_ready
 from common.tests.support import ROOT
@@ -129,6 +130,41 @@ def test_the_original_s_service_urls_find_our_upstreams():
         "http://booking-management-service:3002", "http://payment-service:3004")
     assert {fields["use"] for _, fields in notices(GatewayConfig, env)} == {
         "AUTH_URL", "CATALOG_URL", "BOOKING_URL", "PAYMENTS_URL"}
+
+
+@pytest.mark.parametrize(("span", "seconds"), [
+    ("15m", 900), ("7d", 604_800), ("12h", 43_200), ("2 days", 172_800), ("1.5h", 5400),
+    ("90s", 90), ("120000ms", 120), ("1w", 604_800), ("900", 900), (" 20M ", 1200)])
+def test_the_original_s_token_lifetimes_are_time_spans(span, seconds):
+    assert load_config(AuthConfig, {"JWT_ACCESS_EXPIRES_IN": span}).access_token_ttl == seconds
+
+
+def test_the_original_s_auth_names_warn_naming_ours_and_the_first_of_two_wins():
+    env = {"BCRYPT_ROUNDS": "13", "JWT_ACCESS_EXPIRY": "10m", "JWT_ACCESS_EXPIRES_IN": "1h",
+           "JWT_REFRESH_EXPIRES_IN": "30d"}
+
+    config = load_config(AuthConfig, env)
+
+    assert (config.bcrypt_rounds, config.access_token_ttl, config.refresh_token_ttl) == (
+        13, 600, 30 * 86_400)
+    assert notices(AuthConfig, env) == [
+        ("config_alias_used", {"variable": "BCRYPT_ROUNDS", "use": "AUTH_BCRYPT_ROUNDS"}),
+        ("config_alias_used", {"variable": "JWT_ACCESS_EXPIRY", "use": "AUTH_ACCESS_TOKEN_TTL"}),
+        ("config_alias_ignored", {"variable": "JWT_ACCESS_EXPIRES_IN",
+                                  "use": "AUTH_ACCESS_TOKEN_TTL",
+                                  "reason": "JWT_ACCESS_EXPIRY is set and wins"}),
+        ("config_alias_used", {"variable": "JWT_REFRESH_EXPIRES_IN",
+                               "use": "AUTH_REFRESH_TOKEN_TTL"})]
+
+
+@pytest.mark.parametrize(("span", "why"), [
+    ("fifteen minutes", "is not a time span"), ("15 minutes ago", "is not a time span"),
+    ("-15m", "is not a time span"), ("0.5s", "not a whole number of seconds"),
+    ("30s", "greater than or equal to 60")])
+def test_a_time_span_that_cannot_be_a_lifetime_names_the_variable_that_was_set(span, why):
+    with pytest.raises(ConfigError,
+                       match=rf"JWT_ACCESS_EXPIRY \(read as AUTH_ACCESS_TOKEN_TTL\): .*{why}"):
+        load_config(AuthConfig, {"JWT_ACCESS_EXPIRY": span})
 
 
 def test_node_env_is_app_env_and_a_bad_value_names_the_variable_that_was_set():
