@@ -15,10 +15,15 @@ from realtime.hub import Hub
 from realtime.metrics import RealtimeMetrics
 from realtime.session import canonical_uuid
 
-BOOKING_EVENTS = ("booking.confirmed", "booking.cancelled", "booking.completed")
+BOOKING_EVENTS = ("booking.confirmed", "booking.cancelled", "booking.completed",
+                  "booking.updated")
 # What a user's browser is told of its own booking: no contact details (e-mail, phone, name).
 BOOKING_FIELDS = ("bookingId", "tourId", "tourTitle", "tourDate", "participants", "totalAmount",
                   "currency", "status", "paymentStatus", "cancelledAt", "cancellationReason")
+# Of a change, a tab learns what changed and the version its own next change must name; of the
+# contact and the special requests only that they changed (a tab reads them with its token).
+_CONTACT = frozenset({"userName", "userEmail", "userPhone"})
+_PREVIOUS = ("participants", "totalAmount")
 
 
 class UnroutableEvent(MalformedEventError):
@@ -49,14 +54,26 @@ def build_consumer(queue: QueueSpec, hub: Hub, metrics: RealtimeMetrics) -> Cons
         if not isinstance(user, str) or not user:
             raise UnroutableEvent(f"{event.event_type} without data.userId")
         if hub.connected(user):
-            data: dict[str, Any] = {name: event.data.get(name) for name in BOOKING_FIELDS}
-            hub.to_user(user, frames.event(event, data))
+            hub.to_user(user, frames.event(event, booking_data(event)))
 
     for event_type in BOOKING_EVENTS:
         consumer.handler(event_type, key=_by_booking)(booking)
     # Other events the bindings bring (future booking.* or availability types) are not pushed.
     consumer.ignore("booking.*", "tour.availability.*")
     return consumer
+
+
+def booking_data(event: Event) -> dict[str, Any]:
+    """The frame's data of a `booking.*` event: no contact, nor the traveller's own words."""
+    data: dict[str, Any] = {name: event.data.get(name) for name in BOOKING_FIELDS}
+    if event.event_type == "booking.updated":
+        changed, previous = event.data.get("changed"), event.data.get("previous")
+        names = [("contact" if name in _CONTACT else name)
+                 for name in (changed if isinstance(changed, list) else [])]
+        data |= {"version": event.data.get("version"), "changed": list(dict.fromkeys(names)),
+                 "previous": {name: previous[name] for name in _PREVIOUS
+                              if isinstance(previous, dict) and name in previous}}
+    return data
 
 
 def _by_tour(event: Event) -> str:

@@ -5,6 +5,7 @@ refused on the handshake and answered with an error frame in a message."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,30 @@ async def test_a_booking_change_reaches_its_user_without_contact_details(
     assert frame["timestamp"] == event.timestamp
     assert frame["data"] == {name: event.data[name] for name in BOOKING_FIELDS}
     assert not {"userEmail", "userPhone", "userName", "userId"} & set(frame["data"])
+
+
+async def test_a_changed_booking_reaches_every_tab_of_its_user_with_its_new_version(
+        server, connect: Connect, bus: Bus, customer: dict[str, Any]) -> None:
+    tabs = [await connect(server, token=customer["accessToken"]) for _ in range(2)]
+
+    event = await bus.booking(
+        "booking.updated", user_id(customer), status="pending", paymentStatus="unpaid",
+        participants=3, totalAmount=13_500, userEmail="cora.new@example.com",
+        specialRequests="One of us uses a wheelchair", version=4,
+        changed=["participants", "totalAmount", "userEmail", "userPhone", "specialRequests"],
+        previous={"participants": 2, "totalAmount": 9000, "userEmail": "cora@example.com",
+                  "userPhone": "+33612345678", "specialRequests": None})
+
+    for tab in tabs:
+        frame = await tab.next()
+        assert frame["type"] == "booking.updated" and frame["eventId"] == event.event_id
+        assert frame["data"] == {
+            **{name: event.data[name] for name in BOOKING_FIELDS}, "version": 4,
+            "changed": ["participants", "totalAmount", "contact", "specialRequests"],
+            "previous": {"participants": 2, "totalAmount": 9000}}
+        # Neither the contact nor the traveller's own words travel on the socket.
+        assert "example.com" not in json.dumps(frame)
+        assert "+336" not in json.dumps(frame) and "wheelchair" not in json.dumps(frame)
 
 
 async def test_another_user_and_anonymous_clients_get_nothing_of_it(
