@@ -43,7 +43,7 @@ class Received:
 
     @property
     def subject(self) -> str:
-        return str(self.message.get("Subject", ""))
+        return _unfolded(self.message.get("Subject", ""))
 
     def part(self, content_type: str) -> str | None:
         """The body of the first `text/plain` or `text/html` part, decoded."""
@@ -64,8 +64,14 @@ class Received:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "from": self.sender, "to": list(self.recipients),
                 "subject": self.subject, "receivedAt": self.received_at.isoformat(),
-                "headers": {k: str(v) for k, v in self.message.items()},
+                "headers": {k: _unfolded(v) for k, v in self.message.items()},
                 "text": self.text, "html": self.html}
+
+
+def _unfolded(value: Any) -> str:
+    """A header's value as a mail client shows it. A sender folds a long value onto a line of
+    its own (`Subject:` CRLF SP `...`), and Python's parser keeps that line's leading space."""
+    return str(value).lstrip(" \t")
 
 
 def _patterns(values: Iterable[str]) -> list[re.Pattern[str]]:

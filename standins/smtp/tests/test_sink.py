@@ -43,6 +43,21 @@ async def test_receives_real_smtp_and_keeps_eml_files(tmp_path: Path) -> None:
     assert b"Subject: Booking confirmed" in eml.read_bytes()
 
 
+async def test_a_long_subject_folded_by_the_sender_reads_as_it_was_written() -> None:
+    subject = "Your booking has changed: Saga walk 3fe47ee5 on Thursday 7 January 2027"
+    sink = SmtpSink()
+    await sink.start()
+    try:
+        # Longer than a header line: the sender folds it onto a line of its own.
+        await aiosmtplib.send(_message("ann@example.com", subject), hostname="127.0.0.1",
+                              port=sink.port)
+    finally:
+        await sink.stop()
+    [received] = sink.to("ann@example.com")
+    assert received.subject == subject
+    assert received.to_json()["headers"]["Subject"] == subject
+
+
 async def test_refused_recipient_is_a_permanent_error_and_deferred_a_transient_one() -> None:
     sink = SmtpSink(refuse=["nobody@example.com"], defer=["*@busy.example"])
     await sink.start()
