@@ -30,6 +30,7 @@ from common.http.fields import normalise_phone
 BOOKING_CONFIRMED = "booking.confirmed"
 BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_COMPLETED = "booking.completed"
+BOOKING_UPDATED = "booking.updated"
 PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_REFUNDED = "payment.refunded"
@@ -86,6 +87,22 @@ class BookingData(EventData):
     cancellation_reason: str | None = None
 
 
+class BookingBefore(EventData):
+    """What a changed booking's fields were, of those `changed` names."""
+
+    participants: int | None = Field(default=None, ge=1)
+    total_amount: Amount | None = None
+
+
+class BookingUpdatedData(BookingData):
+    """`booking.updated`: a pending booking changed; `changed` names the fields that moved
+    (`participants`, `totalAmount`, `userName`, `userEmail`, `userPhone`, `specialRequests`)."""
+
+    special_requests: str | None = None
+    changed: list[str] = Field(min_length=1)
+    previous: BookingBefore = BookingBefore()
+
+
 class PaymentData(EventData):
     """`payment.*`: one payment attempt; `refundedAmount` is the total refunded so far."""
 
@@ -122,6 +139,7 @@ MODELS: dict[str, type[BookingData] | type[PaymentData] | type[AvailabilityData]
     BOOKING_CONFIRMED: BookingData,
     BOOKING_CANCELLED: BookingData,
     BOOKING_COMPLETED: BookingData,
+    BOOKING_UPDATED: BookingUpdatedData,
     PAYMENT_SUCCEEDED: PaymentData,
     PAYMENT_FAILED: PaymentData,
     PAYMENT_REFUNDED: RefundData,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from notify import events
 from notify.config import Config
-from notify.events import AvailabilityData, BookingData, Data, PaymentData
+from notify.events import AvailabilityData, BookingData, BookingUpdatedData, Data, PaymentData
 from notify.recipients import Accounts, Booking, Bookings, Preferences
 
 Channel = Literal["email", "sms"]
@@ -28,6 +28,8 @@ NO_PHONE = "no phone number is known"
 SMS_OFF = "SMS is turned off on this server (NOTIFY_SMS_PROVIDER=off)"
 # booking's and payments' statuses that mean money was taken and (some of it) not returned yet.
 PAID = frozenset({"paid", "partially_refunded"})
+# The fields of booking.updated that are the booking's contact.
+_CONTACT = frozenset({"userName", "userEmail", "userPhone"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Notices:
             events.BOOKING_CONFIRMED: self._booking_confirmed,
             events.BOOKING_CANCELLED: self._booking_cancelled,
             events.BOOKING_COMPLETED: self._booking_completed,
+            events.BOOKING_UPDATED: self._booking_updated,
             events.PAYMENT_SUCCEEDED: self._payment_succeeded,
             events.PAYMENT_FAILED: self._payment_failed,
             events.PAYMENT_REFUNDED: self._payment_refunded,
@@ -128,6 +131,23 @@ class Notices:
         who, context = await self._traveller(data), self._booking_context(data)
         context["review_url"] = f"{self.public_url}/tours/{data.tour_id}#reviews"
         who.email_notice("booking_completed", context)
+        return who.notices
+
+    async def _booking_updated(self, data: BookingUpdatedData) -> list[Notice]:
+        # To the contact as the change left it: a new e-mail address hears at once.
+        who, context = await self._traveller(data), self._booking_context(data)
+        changed = set(data.changed)
+        context |= {
+            "participants_before": (data.previous.participants if "participants" in changed
+                                    else None),
+            "total_before": data.previous.total_amount if "totalAmount" in changed else None,
+            "contact_changed": bool(changed & _CONTACT),
+            "contact_name": data.user_name, "contact_email": data.user_email,
+            "contact_phone": data.user_phone,
+            "special_requests_changed": "specialRequests" in changed,
+            "special_requests": data.special_requests,
+            "unpaid": data.status == "pending" and data.payment_status not in PAID}
+        who.email_notice("booking_updated", context)
         return who.notices
 
     # -- payment.* -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from common.testing import eventually
 from ops.stack import Stack
 from tests.conftest import call, register
 from tests.test_booking_saga import create_tour
+from tests.test_notifications_live import browser, mails_to
 from tests.test_payment_saga import book, booking_of, create_intent, pay, post_raw, signed_body
 
 
@@ -73,17 +74,28 @@ async def test_three_seats_instead_of_two_are_paid_by_the_same_intent_at_the_new
         stack: Stack, platform: dict[str, str], admin_token: str) -> None:
     gateway = platform["gateway"]
     tour, when = create_tour(gateway, admin_token, capacity=10)
-    token = register(gateway)["accessToken"]
+    traveller = register(gateway)
+    token = traveller["accessToken"]
     booking = book(gateway, token, tour, when)
     intent = create_intent(gateway, token, booking["id"])
     assert intent["amount"] == 2 * 4500
 
-    status, changed, headers = change(gateway, token, booking["id"], {"participants": 3})
+    async with browser(gateway, token) as other_tab:
+        status, changed, headers = change(gateway, token, booking["id"], {"participants": 3})
 
-    assert status == 200, changed
-    assert (changed["participants"], changed["totalAmount"]) == (3, 3 * 4500)
-    assert changed["version"] == booking["version"] + 1
-    assert etag_of(headers) == f'"{changed["version"]}"'
+        assert status == 200, changed
+        assert (changed["participants"], changed["totalAmount"]) == (3, 3 * 4500)
+        assert changed["version"] == booking["version"] + 1
+        assert etag_of(headers) == f'"{changed["version"]}"'
+        # The traveller's other tab hears of it, with the version its own change must name.
+        frame = (await other_tab.first("booking.updated"))["data"]
+        assert (frame["participants"], frame["totalAmount"], frame["version"]) == (
+            3, 3 * 4500, changed["version"])
+    [mail] = await eventually(
+        lambda: [m for m in mails_to(platform["smtp"], traveller["user"]["email"])
+                 if m["subject"].startswith("Your booking has changed")],
+        timeout=30, message="the e-mail saying the booking changed")
+    assert "135.00 EUR (was 90.00 EUR)" in mail["text"]
     departure = departure_of(gateway, tour["id"], when)
     assert (departure["heldSeats"], departure["availableSeats"]) == (3, 7)
     # The intent the browser holds asks the new total, at Stripe and in payments' record.

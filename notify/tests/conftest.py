@@ -28,7 +28,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from booking.db import MIGRATIONS as BOOKING_MIGRATIONS
-from booking.events import booking_event_data
+from booking.events import booking_event_data, booking_updated_event
 from booking.tests.conftest import Catalog, in_process_env, running_booking, running_catalog
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from catalog.events import Counters, low_data
@@ -354,6 +354,22 @@ def booking_event(event_type: str, who: dict[str, Any], **changes: Any) -> Event
         "status": event_type.split(".")[1], "payment_status": "paid",
         "cancelled_at": None, "cancellation_reason": None}
     return Event.new(event_type, booking_event_data(row | changes))
+
+
+def updated_event(who: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> Event:
+    """A `booking.updated` about a pending booking of `who`, built by booking's own function
+    from its row before and after the change (`before` and `after`: the columns that differ)."""
+    user = who["user"]
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(), "tour_id": uuid.uuid4(), "departure_id": uuid.uuid4(),
+        "tour_title": "Calanques by kayak", "tour_date": TOUR_DATE,
+        "user_id": uuid.UUID(user["id"]),
+        "contact_name": f"{user['firstName']} {user['lastName']}",
+        "contact_email": user["email"], "contact_phone": user.get("phone"),
+        "participants": 2, "total_amount": 9000, "currency": "EUR", "status": "pending",
+        "payment_status": "unpaid", "cancelled_at": None, "cancellation_reason": None,
+        "special_requests": None, "version": 1}
+    return booking_updated_event(row | before, row | after | {"version": 2})
 
 
 def payment_event(event_type: str, booking: dict[str, Any], **changes: Any) -> Event:

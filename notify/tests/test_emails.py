@@ -19,6 +19,7 @@ from notify.tests.conftest import (
     booking_event,
     low_event,
     payment_event,
+    updated_event,
 )
 from standins.smtp import Received
 
@@ -53,6 +54,43 @@ async def test_a_confirmed_booking_is_e_mailed_to_its_contact(scene: Scene) -> N
     assert (row["attempts"], row["event_type"]) == (1, "booking.confirmed")
     assert (str(row["user_id"]), str(row["booking_id"])) == (nina["user"]["id"], booking_id)
     assert row["sent_at"] is not None and row["provider_id"] == mail.message["Message-ID"]
+
+
+async def test_a_changed_booking_is_e_mailed_with_what_changed_and_what_is_to_pay(
+        scene: Scene) -> None:
+    tara = scene.traveller("Tara")
+    event = await scene.publish(updated_event(
+        tara, {"participants": 2, "total_amount": 9000},
+        {"participants": 3, "total_amount": 13500, "special_requests": "A vegetarian lunch"}))
+
+    [mail] = await scene.mail_to(tara["user"]["email"])
+
+    assert mail.subject == "Your booking has changed: Calanques by kayak on Sunday 14 March 2027"
+    booking_id = event.data["bookingId"]
+    both_parts(mail, "Hello Tara Traveller", "Calanques by kayak", "3 (was 2)",
+               "135.00 EUR (was 90.00 EUR)", "A vegetarian lunch", "Nothing has been charged",
+               booking_id, f"{PUBLIC_URL}/bookings/{booking_id}")
+    assert "Contact" not in (mail.text or "")
+    row = await scene.delivery(event, status="sent")
+    assert (row["template"], row["event_type"], row["recipient"]) == (
+        "booking_updated", "booking.updated", tara["user"]["email"])
+    # A change is told by e-mail only.
+    assert set(await scene.deliveries(event)) == {"email"}
+
+
+async def test_a_changed_contact_hears_of_the_booking_at_its_new_address(scene: Scene) -> None:
+    uma = scene.traveller("Uma")
+    new_address = f"uma-{uuid.uuid4().hex[:8]}@example.com"
+
+    await scene.publish(updated_event(
+        uma, {}, {"contact_name": "Uma Guide", "contact_email": new_address,
+                  "contact_phone": "+33698765432"}))
+
+    [mail] = await scene.mail_to(new_address)
+    both_parts(mail, "Hello Uma Guide", f"Uma Guide <{new_address}>, +33698765432",
+               "90.00 EUR")
+    assert "(was" not in (mail.text or "")
+    assert scene.sink.to(uma["user"]["email"]) == []
 
 
 async def test_html_escapes_what_travellers_typed_and_amounts_follow_their_currency(

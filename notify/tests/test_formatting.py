@@ -38,9 +38,9 @@ def test_every_template_parses_and_every_e_mail_has_its_three_parts() -> None:
     templates.check()
 
     assert templates.names() == {
-        "booking_confirmed", "booking_cancelled", "booking_completed", "payment_succeeded",
-        "payment_failed", "payment_refunded", "availability_low", "sms_booking_confirmed",
-        "sms_booking_cancelled", "sms_payment_failed"}
+        "booking_confirmed", "booking_cancelled", "booking_completed", "booking_updated",
+        "payment_succeeded", "payment_failed", "payment_refunded", "availability_low",
+        "sms_booking_confirmed", "sms_booking_cancelled", "sms_payment_failed"}
 
 
 def test_a_template_missing_a_part_or_broken_stops_the_start(tmp_path: Path) -> None:
