@@ -238,7 +238,8 @@ class PaymentsStandIn:
     """payments' `PUT /internal/payments/booking/{bookingId}/amount`, as its contract says it
     answers: `answer` is "updated" (200, the open intent asks the new amount), "none" (200, no
     open intent), "in_progress" (409 PAYMENT_IN_PROGRESS) or "unavailable" (503, Stripe away).
-    While `gate` is clear, calls wait for it (the test decides when payments answers)."""
+    While `gate` is clear, calls wait for it (the test decides when payments answers).
+    `test_standins.py` holds its answers to payments' own document."""
 
     url: str
     answer: str = "updated"
