@@ -53,10 +53,11 @@ async def identify(request: web.Request) -> auth.Identity | None:
 
 
 class Access:
-    def __init__(self, public: Rules, admin: Rules) -> None:
-        self.public, self.admin = public, admin
+    def __init__(self, public: Rules, admin: Rules, pages: frozenset[str] = frozenset()) -> None:
+        self.public, self.admin, self.pages = public, admin, pages
 
-    async def enforce(self, request: web.Request) -> auth.Identity | None:
+    async def enforce(self, request: web.Request, service: str) -> auth.Identity | None:
+        """The caller's identity, when the rules want or allow one for this path of `service`."""
         # HEAD reads what GET reads; it is never a way around a rule on GET.
         method = "GET" if request.method == "HEAD" else request.method
         path = request.path
@@ -64,6 +65,8 @@ class Access:
             identity = await self._required(request)
             auth.require_admin(identity)
             return identity
+        if service in self.pages:
+            return None  # pages check their own session cookie; a token means nothing to them
         if self.public.any(method, path):
             return await identify(request)
         return await self._required(request)

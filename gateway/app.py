@@ -32,7 +32,7 @@ def create_app(config: Config) -> web.Application:
     app[MAX_BODY_BYTES] = config.max_upload_bytes
     app[HEALTH] = Health(config.service, timeout=config.health_timeout, section="services")
     app[ROUTES] = RouteTable.parse(config.routes, config.upstream_urls(), config.default_timeout)
-    app[ACCESS] = Access(public, Rules.parse(config.admin_routes))
+    app[ACCESS] = Access(public, Rules.parse(config.admin_routes), frozenset(config.page_services))
     app[cors.ORIGINS] = frozenset(config.cors_origins)
     app[limits.TRUSTED] = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
     app.cleanup_ctx.extend([verifier_ctx(config), upstreams_ctx(config),

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from common.config import BaseConfig, CsvList
 from gateway.table import Limits, RouteTable, Rule
 
-SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime")
+SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime", "web")
 
 
 def _split_rules(value: Any) -> Any:
@@ -37,6 +37,8 @@ DEFAULT_ROUTES = (
     "/api/auth=auth", "/api/tours=catalog", "/api/categories=catalog",
     "/api/destinations=catalog", "/api/bookings=booking", "/api/payments=payments",
     "/webhooks=payments:10", "/api/notifications=notify", "/ws=realtime",
+    # The pages take every other path; an unknown API path stays a 404 of the gateway's.
+    "/=web:10", "/api=-",
 )
 DEFAULT_PUBLIC = (
     "POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
@@ -50,7 +52,9 @@ DEFAULT_ADMIN = (
     "PATCH /api/bookings/*/status", "PATCH /api/bookings/*/payment-status",
     "POST /api/payments/*/refund",
 )
-DEFAULT_RATE_LIMITS = ("/=100/900", "/api/auth=10/900", "/api/payments=20/60",
+# `/` is the pages' policy (and the WebSocket's, the docs'): reading pages never spends the API's
+# per-address budget, which `/api` keeps.
+DEFAULT_RATE_LIMITS = ("/=300/300", "/api=100/900", "/api/auth=10/900", "/api/payments=20/60",
                        "/webhooks=600/60")
 
 
@@ -65,9 +69,11 @@ class Config(BaseConfig):
     payments_url: str = Field("http://127.0.0.1:3004", alias="PAYMENTS_URL")
     notify_url: str = Field("http://127.0.0.1:3006", alias="NOTIFY_URL")
     realtime_url: str = Field("http://127.0.0.1:3007", alias="REALTIME_URL")
+    web_url: str = Field("http://127.0.0.1:3008", alias="WEB_URL")
 
     routes: CsvList = Field(DEFAULT_ROUTES, description=(
-        "prefix=service[:timeout seconds], longest prefix wins; paths pass unchanged"))
+        "prefix=service[:timeout seconds], longest prefix wins; paths pass unchanged; "
+        "prefix=- routes nothing under the prefix (404)"))
     default_timeout: float = Field(5.0, gt=0, description="Upstream timeout when a route sets none")
     public_routes: RuleList = Field(DEFAULT_PUBLIC, description=(
         "METHODS /pattern reachable without a token; * is one segment, ** any rest"))
@@ -77,8 +83,11 @@ class Config(BaseConfig):
         "token, else per client IP"))
     rate_limit_timeout: float = Field(0.25, gt=0, description=(
         "Seconds a rate-limit decision waits for Redis; past it the local bucket decides"))
-    rate_limit_exempt: CsvList = Field(("/health", "/metrics"), description=(
-        "prefixes never rate limited (probes and scrapes)"))
+    rate_limit_exempt: CsvList = Field(("/health", "/metrics", "/static"), description=(
+        "prefixes never rate limited (probes, scrapes, the pages' static files)"))
+    page_services: CsvList = Field(("web",), description=(
+        "services whose pages check their own session: every request routed to one is public "
+        "here, with no identity passed on"))
     user_limit_exempt: CsvList = Field(("/webhooks",), description=(
         "prefixes limited per client IP even when a token comes with the request"))
     trusted_proxies: CsvList = Field((), description=(
@@ -150,4 +159,4 @@ class Config(BaseConfig):
     def upstream_urls(self) -> dict[str, str]:
         return {"auth": self.auth_url, "catalog": self.catalog_url, "booking": self.booking_url,
                 "payments": self.payments_url, "notify": self.notify_url,
-                "realtime": self.realtime_url}
+                "realtime": self.realtime_url, "web": self.web_url}

@@ -266,7 +266,9 @@ class ApiDocs:
 
     async def _build(self, app: web.Application) -> Document:
         routes, upstreams = app[ROUTES], app[UPSTREAMS]
-        names = [name for name in upstreams if any(r.service == name for r in routes.routes)]
+        pages = app[ACCESS].pages  # pages are not part of the API
+        names = [name for name in upstreams if name not in pages
+                 and any(r.service == name for r in routes.routes)]
         results = await asyncio.gather(*(fetch(upstreams[n], self.timeout) for n in names))
         services = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, dict)}
         problems = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, str)}

@@ -157,7 +157,7 @@ async def proxy_view(request: web.Request) -> web.StreamResponse:
     route = request.app[ROUTES].match(request.path)
     if route is None:
         raise NotFound("No route matches this path")
-    identity = await request.app[ACCESS].enforce(request)
+    identity = await request.app[ACCESS].enforce(request, route.service)
     upstream = request.app[UPSTREAMS][route.service]
     if route.service == "realtime" and request.headers.get("Upgrade", "").lower() == "websocket":
         return await relay(request, upstream, gateway_headers(request, identity), route.timeout)

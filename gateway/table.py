@@ -26,10 +26,14 @@ def _longest(items: Iterable[tuple[str, object]], path: str) -> object | None:
     return best[1] if best else None
 
 
+NOWHERE = "-"
+
+
 @dataclass(frozen=True)
 class Route:
     prefix: str
     service: str
+    """An upstream's name, or `-`: nothing is served under the prefix."""
     timeout: float
 
 
@@ -40,7 +44,7 @@ class RouteTable:
     @classmethod
     def parse(cls, lines: Iterable[str], services: Iterable[str],
               default_timeout: float) -> RouteTable:
-        known = set(services)
+        known = {*services, NOWHERE}
         routes: list[Route] = []
         for line in lines:
             prefix, sep, target = line.partition("=")
@@ -51,6 +55,8 @@ class RouteTable:
                                  f"service among {', '.join(sorted(known))}")
             try:
                 seconds = float(timeout) if timeout else default_timeout
+                if service == NOWHERE and timeout:
+                    seconds = math.nan  # nothing to wait for
             except ValueError:
                 seconds = math.nan
             if not 0 < seconds < math.inf:
@@ -64,7 +70,7 @@ class RouteTable:
 
     def match(self, path: str) -> Route | None:
         route = _longest(((r.prefix, r) for r in self.routes), path)
-        return route if isinstance(route, Route) else None
+        return route if isinstance(route, Route) and route.service != NOWHERE else None
 
 
 @dataclass(frozen=True)

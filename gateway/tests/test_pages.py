@@ -1,0 +1,72 @@
+"""The web site behind the gateway: every path no API route takes goes to the pages, which are
+public here (they check their own session), under a rate-limit policy of their own; the pages'
+static files are never limited; an unknown API path stays the gateway's 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from common.testing import bearer
+from gateway.config import DEFAULT_ROUTES
+from gateway.table import RouteTable
+from gateway.tests.conftest import MakeGateway, StandIn
+
+# Decisions of the shared buckets, counted: Redis gets time on a loaded machine.
+PATIENT_LIMITS = {"GATEWAY_RATE_LIMIT_TIMEOUT": "5"}
+
+
+async def test_a_page_reaches_web_without_a_token_and_learns_no_identity(
+        gateway: TestClient, stand_ins: dict[str, StandIn], customer: dict[str, Any]) -> None:
+    for target, headers in [("/", {}), ("/tours/paris?page=2", {}),
+                            ("/bookings/123", bearer(customer))]:
+        response = await gateway.get(target, headers={**headers, "X-User-Id": "forged"})
+        assert response.status == 200, target
+        assert response.headers["X-Served-By"] == "web"
+    seen = stand_ins["web"].hits
+    assert [h["path"] for h in seen] == ["/", "/tours/paris?page=2", "/bookings/123"]
+    assert all("X-User-Id" not in h["headers"] for h in seen)
+
+
+async def test_a_form_posted_to_a_page_reaches_web(gateway: TestClient,
+                                                   stand_ins: dict[str, StandIn]) -> None:
+    response = await gateway.post("/login", data={"email": "a@example.com"})
+    assert response.status == 200
+    assert stand_ins["web"].hits[-1]["method"] == "POST"
+
+
+async def test_an_unknown_api_path_is_the_gateways_404_and_reaches_no_one(
+        gateway: TestClient, stand_ins: dict[str, StandIn], customer: dict[str, Any]) -> None:
+    for target in ["/api", "/api/nothing", "/api/toursx/1"]:
+        response = await gateway.get(target, headers=bearer(customer))
+        assert (response.status, (await response.json())["error"]) == (404, "NOT_FOUND"), target
+    assert all(s.hits == [] for s in stand_ins.values())
+
+
+async def test_reading_pages_does_not_spend_the_apis_budget(make_gateway: MakeGateway) -> None:
+    gateway = await make_gateway(**PATIENT_LIMITS, GATEWAY_RATE_LIMITS="/=5/3600,/api=3/3600")
+
+    pages = [(await gateway.get("/tours")).status for _ in range(5)]
+    api = [(await gateway.get("/api/tours")).status for _ in range(4)]
+
+    assert pages == [200] * 5
+    assert api == [200, 200, 200, 429]
+    assert (await gateway.get("/tours")).status == 429  # the pages have a budget too
+
+
+async def test_the_pages_static_files_are_never_limited(make_gateway: MakeGateway,
+                                                        stand_ins: dict[str, StandIn]) -> None:
+    gateway = await make_gateway(**PATIENT_LIMITS, GATEWAY_RATE_LIMITS="/=1/3600")
+    statuses = [(await gateway.get("/static/css/site.0123abcd.css")).status for _ in range(5)]
+    assert statuses == [200] * 5
+    assert "RateLimit-Limit" not in (await gateway.get("/static/x.js")).headers
+
+
+def test_the_default_table_sends_pages_to_web_and_keeps_api_paths_off_it() -> None:
+    table = RouteTable.parse(DEFAULT_ROUTES, ["auth", "catalog", "booking", "payments", "notify",
+                                              "realtime", "web"], default_timeout=5)
+    paths = ["/", "/tours/x", "/login", "/api/tours", "/api/nope", "/ws", "/webhooks/stripe"]
+    served = {path: getattr(table.match(path), "service", None) for path in paths}
+    assert served == {"/": "web", "/tours/x": "web", "/login": "web", "/api/tours": "catalog",
+                      "/api/nope": None, "/ws": "realtime", "/webhooks/stripe": "payments"}
