@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from common.config import BaseConfig
-from ops import demo, envfile, paths, provision, servers, services, standins, supervisor
+from ops import browser, demo, envfile, paths, provision, servers, services, standins, supervisor
 from ops.errors import OpsError
 from ops.services import Service
 
@@ -67,6 +67,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         urls = {service.name: services.base_url(config) for service, config in configs.items()}
         commands = {service.name: supervisor.python_module(service.name) for service in selected}
         environ = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if "web" in urls and "gateway" in urls:
+            _pages_through_gateway(environ, urls["gateway"])
         for stand_in in _stand_ins(configs, urls):
             commands[stand_in.name] = supervisor.python_module(stand_in.module)
             environ.update(stand_in.environ)
@@ -85,6 +87,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     say(f"a service exited (code {code}), so every other one was stopped")
     return code or 1
+
+
+def _pages_through_gateway(environ: dict[str, str], gateway: str) -> None:
+    """web calls the API through the gateway with each visitor's address, which the gateway
+    believes from a trusted proxy: here, web on this machine."""
+    environ.setdefault("WEB_API_URL", gateway)
+    if not environ.get("GATEWAY_TRUSTED_PROXIES"):
+        environ["GATEWAY_TRUSTED_PROXIES"] = "127.0.0.1/32,::1/128"
 
 
 def _stand_ins(configs: dict[Service, BaseConfig],
@@ -233,6 +243,7 @@ def cmd_test(pytest_args: list[str]) -> int:
     os.environ.setdefault("AMQP_URL", DEFAULT_AMQP_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     ensure_infra({}, test=True)
+    browser.ensure(say)
     argv = [sys.executable, "-m", "pytest", *_from_cwd(pytest_args)]
     say("running pytest " + " ".join(argv[3:]))
     sys.stdout.flush()

@@ -1,0 +1,37 @@
+"""web's routes: wiring only."""
+
+from aiohttp import web
+
+from web.assets import static_view
+from web.covers import cover_view
+from web.views import account, bookings, cart, checkout, tours
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/static/covers/{slug}.svg", cover_view)
+    app.router.add_get("/static/{name:.+}", static_view)
+    app.router.add_get("/", tours.home)
+    app.router.add_get("/tours", tours.tour_list)
+    app.router.add_get("/tours/{key}", tours.tour_detail)
+    app.router.add_get("/login", account.login_page)
+    app.router.add_post("/login", account.login)
+    app.router.add_get("/register", account.register_page)
+    app.router.add_post("/register", account.register)
+    app.router.add_post("/logout", account.logout)
+    app.router.add_get("/profile", account.profile_page)
+    app.router.add_post("/profile", account.profile)
+    app.router.add_get("/notifications", account.notifications)
+    app.router.add_post("/language", account.choose_language)
+    app.router.add_post("/currency", account.choose_currency)
+    app.router.add_get("/book", bookings.booking_form)
+    app.router.add_post("/book", bookings.book)
+    app.router.add_get("/bookings", bookings.my_bookings)
+    app.router.add_get("/bookings/{id}", bookings.booking_page)
+    app.router.add_get("/bookings/{id}/state", bookings.booking_state)
+    app.router.add_post("/bookings/{id}/cancel", bookings.cancel)
+    app.router.add_get("/checkout", checkout.checkout_page)
+    app.router.add_post("/checkout", checkout.pay)
+    app.router.add_get("/payment/success", checkout.payment_success)
+    app.router.add_get("/cart", cart.cart_page)
+    app.router.add_post("/cart", cart.add)
+    app.router.add_post("/cart/remove", cart.remove)
