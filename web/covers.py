@@ -24,7 +24,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,120}$")
 
 
 def _ridge(rng: random.Random, base: float, jitter: float, width: int = 800) -> str:
-    points = [(0, base)]
+    points: list[tuple[float, float]] = [(0.0, base)]
     x = 0.0
     while x < width:
         x += rng.uniform(60, 140)

@@ -57,7 +57,8 @@ class Session:
 
     def sign_in(self, user: dict[str, Any], tokens: dict[str, Any]) -> None:
         """A new identity gets a new session id (no fixation) and a new CSRF token."""
-        keep = {k: self.data[k] for k in ("locale", "currency", "cart") if k in self.data}
+        keep: dict[str, Any] = {k: self.data[k] for k in ("locale", "currency", "cart")
+                                if k in self.data}
         self.data = {**keep, "user": user_summary(user)}
         self.store_tokens(tokens)
         self.rotated = self.changed = True
@@ -67,8 +68,7 @@ class Session:
         self.set("refresh", tokens["refreshToken"])
 
     def sign_out(self) -> None:
-        keep = {k: self.data[k] for k in ("locale", "currency") if k in self.data}
-        self.data = keep
+        self.data = {k: self.data[k] for k in ("locale", "currency") if k in self.data}
         self.rotated = self.changed = True
 
     @property

@@ -40,9 +40,6 @@ function showSeats(tourId, date, available, capacity) {
       badge.className = `badge seats seats-${next} flash-update`;
       badge.textContent = text[LABELS[next]];
     }
-    for (const button of holder.querySelectorAll(".book-form button")) {
-      button.disabled = available <= 0;
-    }
   }
 }
 
