@@ -12,6 +12,12 @@ for (const select of document.querySelectorAll("select[data-autosubmit]")) {
   select.addEventListener("change", () => select.form.requestSubmit());
 }
 
+// On a phone the results come first: the filters fold away unless one needs attention.
+const filters = document.querySelector(".filters-box");
+if (filters && window.matchMedia("(max-width: 900px)").matches && !filters.querySelector(".field-error")) {
+  filters.open = false;
+}
+
 // -- seat badges, with the thresholds of web/seats.py --
 export function level(available, capacity) {
   if (available <= 0) return "sold-out";
