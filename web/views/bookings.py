@@ -122,7 +122,7 @@ def _booking_errors(exc: ApiError) -> dict[str, str]:
     for field, message in form_errors(exc).items():
         errors[field.removeprefix("contact.")] = message
     if exc.code in ("DEPARTURE_NOT_FOUND", "DEPARTURE_IN_PAST"):
-        errors["tourDate"] = _("Choose one of the departures below.")
+        errors["tourDate"] = _("Choose one of the open departures.")
     return errors
 
 

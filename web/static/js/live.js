@@ -70,7 +70,8 @@ function toast(message, href) {
 
 function lowSeats(data) {
   const href = `/tours/${data.tourId}`;
-  const message = `${data.tourTitle ? data.tourTitle + " — " : ""}${fill(text.onlyLeft, {
+  const template = data.availableSeats === 1 ? text.onlyOneLeft : text.onlyLeft;
+  const message = `${data.tourTitle ? data.tourTitle + " — " : ""}${fill(template, {
     n: data.availableSeats, date: new Date(data.tourDate).toLocaleDateString(root.lang) })}`;
   toast(message, href);
   if ("Notification" in window && Notification.permission === "granted") {
