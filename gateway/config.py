@@ -90,6 +90,9 @@ class Config(BaseConfig):
         "here, with no identity passed on"))
     user_limit_exempt: CsvList = Field(("/webhooks",), description=(
         "prefixes limited per client IP even when a token comes with the request"))
+    page_clients: CsvList = Field((), description=(
+        "CIDRs of the page services (web) themselves: their reads are not rate limited, the page "
+        "request that made them was; their writes are charged to the visitor as usual"))
     trusted_proxies: CsvList = Field((), description=(
         "CIDRs of proxies in front of the gateway whose X-Forwarded-For and -Proto are believed"))
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024, description=(
@@ -149,7 +152,7 @@ class Config(BaseConfig):
                 raise ValueError(f"{prefix!r}: a path prefix starts with /")
         return prefixes
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "page_clients")
     @classmethod
     def _valid_networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
         for network in networks:

@@ -91,10 +91,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _pages_through_gateway(environ: dict[str, str], gateway: str) -> None:
     """web calls the API through the gateway with each visitor's address, which the gateway
-    believes from a trusted proxy: here, web on this machine."""
+    believes from a trusted proxy, and its reads for a page are not limited twice: web runs on
+    this machine."""
     environ.setdefault("WEB_API_URL", gateway)
-    if not environ.get("GATEWAY_TRUSTED_PROXIES"):
-        environ["GATEWAY_TRUSTED_PROXIES"] = "127.0.0.1/32,::1/128"
+    for variable in ("GATEWAY_TRUSTED_PROXIES", "GATEWAY_PAGE_CLIENTS"):
+        if not environ.get(variable):
+            environ[variable] = "127.0.0.1/32,::1/128"
 
 
 def _stand_ins(configs: dict[Service, BaseConfig],

@@ -86,7 +86,7 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     stack.start("realtime", REALTIME_ALLOWED_ORIGINS=origin)
     stack.start("web", WEB_API_URL=origin, WEB_STRIPE_STANDIN_URL=stripe)
     stack.start("gateway", port=gateway_port, GATEWAY_CORS_ORIGINS=origin,
-                GATEWAY_TRUSTED_PROXIES="127.0.0.1/32")
+                GATEWAY_TRUSTED_PROXIES="127.0.0.1/32", GATEWAY_PAGE_CLIENTS="127.0.0.1/32")
     names = ("auth", "catalog", "booking", "payments", "notify", "realtime", "web", "gateway")
     return {"stripe": stripe, "smtp": smtp, "smtpPort": str(smtp_port),
             **{name: stack.urls(name)[0] for name in names}}

@@ -27,7 +27,7 @@ class Config(BaseConfig):
         "CIDRs of the proxies in front of web (the gateway) whose X-Forwarded-For and "
         "X-Forwarded-Proto are believed; the visitor's address is passed on to the API"))
     session_ttl: int = Field(7 * 24 * 3600, ge=300, description=(
-        "Seconds a session lives in Redis after its last use"))
+        "Seconds a session lives in Redis after its last change"))
     cookie_name: str = Field("tb_session", pattern=r"^[A-Za-z0-9_]{1,40}$", description=(
         "Name of the session cookie"))
     reference_ttl: float = Field(60.0, ge=0, description=(

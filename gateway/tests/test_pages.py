@@ -70,3 +70,22 @@ def test_the_default_table_sends_pages_to_web_and_keeps_api_paths_off_it() -> No
     served = {path: getattr(table.match(path), "service", None) for path in paths}
     assert served == {"/": "web", "/tours/x": "web", "/login": "web", "/api/tours": "catalog",
                       "/api/nope": None, "/ws": "realtime", "/webhooks/stripe": "payments"}
+
+
+async def test_the_reads_web_makes_for_a_page_are_not_charged_but_its_writes_are(
+        make_gateway: MakeGateway, customer: dict[str, Any]) -> None:
+    # The test client stands for web here: its address is a page client's.
+    gateway = await make_gateway(**PATIENT_LIMITS, GATEWAY_PAGE_CLIENTS="127.0.0.1/32",
+                                 GATEWAY_TRUSTED_PROXIES="127.0.0.1/32",
+                                 GATEWAY_RATE_LIMITS="/=100/3600,/api=2/3600,/api/auth=1/3600")
+    visitor = {"X-Forwarded-For": "203.0.113.7"}
+
+    reads = [(await gateway.get("/api/tours", headers=visitor)).status for _ in range(5)]
+    own = [(await gateway.get("/api/bookings", headers={**visitor, **bearer(customer)})).status
+           for _ in range(5)]
+    logins = [(await gateway.post("/api/auth/login", headers=visitor,
+                                  json={"email": "x@example.com", "password": "x"})).status
+              for _ in range(2)]
+
+    assert reads == [200] * 5 and own == [200] * 5
+    assert logins[1] == 429  # the login form spends the visitor's /api/auth budget
