@@ -18,6 +18,7 @@ from web.config import Config
 from web.errors import ApiError, ApiUnavailable
 
 AREAS = ("auth", "catalog", "booking", "payments", "notify", "gateway")
+MAX_KEPT = 2048
 Json = dict[str, Any]
 
 
@@ -50,9 +51,10 @@ class Api:
     """The public API as the pages use it. Every method raises `ApiError` for a refusal (4xx)
     and `ApiUnavailable` when no usable answer came."""
 
-    def __init__(self, upstreams: dict[str, Upstream], reference_ttl: float) -> None:
+    def __init__(self, upstreams: dict[str, Upstream], reference_ttl: float,
+                 catalog_ttl: float = 0.0) -> None:
         self.upstreams = upstreams
-        self.reference_ttl = reference_ttl
+        self.reference_ttl, self.catalog_ttl = reference_ttl, catalog_ttl
         self._kept: dict[str, tuple[float, Json]] = {}
 
     async def call(self, area: str, method: str, path: str, caller: Caller, *,
@@ -69,12 +71,16 @@ class Api:
             raise ApiError(status, body)
         return body or {}
 
-    async def _reference(self, key: str, load: Callable[[], Awaitable[Json]]) -> Json:
-        """Data that changes rarely, kept `reference_ttl` seconds for every visitor."""
+    async def _reference(self, key: str, load: Callable[[], Awaitable[Json]],
+                         ttl: float | None = None) -> Json:
+        """Public data kept `ttl` seconds (reference data by default) for every visitor."""
+        ttl = self.reference_ttl if ttl is None else ttl
         kept = self._kept.get(key)
-        if kept and time.monotonic() - kept[0] < self.reference_ttl:
+        if kept and time.monotonic() - kept[0] < ttl:
             return kept[1]
         value = await load()
+        if len(self._kept) >= MAX_KEPT:
+            self._kept.clear()
         self._kept[key] = (time.monotonic(), value)
         return value
 
@@ -85,6 +91,19 @@ class Api:
 
     async def tour(self, caller: Caller, key: str) -> Json:
         return await self.call("catalog", "GET", f"/api/tours/{_q(key)}", caller)
+
+    async def tours_kept(self, caller: Caller, **params: Any) -> Json:
+        """A search as catalog lets anyone cache it (`max-age`): for the cards of a page."""
+        path = "/api/tours" + query(params)
+        return await self._reference(path, lambda: self.call("catalog", "GET", path, caller),
+                                     self.catalog_ttl)
+
+    async def tour_kept(self, caller: Caller, key: str) -> Json:
+        """A tour as catalog lets anyone cache it, for a card's seat badge; the tour's own page
+        reads it afresh, and live updates correct a card within seconds."""
+        path = f"/api/tours/{_q(key)}"
+        return await self._reference(path, lambda: self.call("catalog", "GET", path, caller),
+                                     self.catalog_ttl)
 
     async def categories(self, caller: Caller) -> list[Json]:
         found = await self._reference("categories", lambda: self.call(
@@ -176,7 +195,7 @@ def api_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
                 session, config.api_url,
                 upstream_breaker(f"api.{area}", config.api_timeout, config.breaker_reset_timeout),
                 forward_correlation_id=True) for area in AREAS}
-            app[API] = Api(upstreams, config.reference_ttl)
+            app[API] = Api(upstreams, config.reference_ttl, config.catalog_ttl)
             for upstream in upstreams.values():
                 app[HEALTH].add(upstream.name, upstream.check, critical=False)
             yield

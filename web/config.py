@@ -33,6 +33,9 @@ class Config(BaseConfig):
     reference_ttl: float = Field(60.0, ge=0, description=(
         "Seconds categories, destinations and the payment config are kept before being asked "
         "again"))
+    catalog_ttl: float = Field(5.0, ge=0, description=(
+        "Seconds the searches and tours shown as cards are kept (catalog's own max-age); a "
+        "tour's page always reads it afresh"))
     default_locale: str = Field("en", description="Language when the browser names none we have")
     currency_rates: CsvList = Field(
         ("EUR=1", "USD=1.08", "GBP=0.86", "CHF=0.95", "CAD=1.47"), description=(

@@ -4,6 +4,7 @@ the session or `Accept-Language`, and prices and dates formatted for it."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -91,8 +92,19 @@ def to_major(amount: int, currency: str) -> Decimal:
 
 def format_money(amount: int, currency: str, locale: str | None = None) -> str:
     """`8999, "EUR"` → `89,99 €` in French, `€89.99` in English."""
-    return numbers.format_currency(to_major(amount, currency), currency.upper(),
-                                   locale=locale or current())
+    return _money(amount, currency.upper(), locale or current())
+
+
+# A page formats the same few prices and dates many times (a tour's departures): Babel's work is
+# done once per value and language.
+@functools.lru_cache(maxsize=4096)
+def _money(amount: int, currency: str, locale: str) -> str:
+    return numbers.format_currency(to_major(amount, currency), currency, locale=_locale(locale))
+
+
+@functools.lru_cache(maxsize=8)
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
 
 
 def format_converted(amount: int, currency: str, target: str, rates: dict[str, float],
@@ -106,8 +118,12 @@ def format_converted(amount: int, currency: str, target: str, rates: dict[str, f
 
 
 def format_day(day: date | str, style: str = "medium") -> str:
-    value = date.fromisoformat(day) if isinstance(day, str) else day
-    return dates.format_date(value, format=style, locale=current())
+    return _day(day if isinstance(day, str) else day.isoformat(), style, current())
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(day: str, style: str, locale: str) -> str:
+    return dates.format_date(date.fromisoformat(day), format=style, locale=_locale(locale))
 
 
 def format_moment(moment: datetime | str, style: str = "medium") -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import expect
 
@@ -68,7 +69,7 @@ def test_a_newcomer_finds_a_tour_registers_books_pays_and_is_confirmed(
     expect(page.get_by_role("heading", level=1)).to_have_text("Booking confirmed",
                                                               timeout=30_000)
     main_page(page, "payment-success")
-    booking_id = page.url.rsplit("booking=", 1)[1]
+    booking_id = parse_qs(urlsplit(page.url).query)["booking"][0]
 
     def confirmation() -> Any:
         return [m for m in mails_to(platform["smtp"], email) if "confirm" in m["subject"].lower()]

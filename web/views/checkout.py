@@ -114,14 +114,20 @@ async def pay(request: web.Request) -> web.Response:
     except CardRefused as refused:
         return await _checkout(request, booking, payments, error=decline_message(refused),
                                status=402)
-    raise redirect(f"/payment/success?booking={booking['id']}")
+    # As Stripe comes back from a confirmation: the card was taken, whatever an earlier decline
+    # still says in our records until the webhook of this one is applied.
+    raise redirect(f"/payment/success?booking={booking['id']}"
+                   f"&payment_intent={intent['paymentIntentId']}&redirect_status=succeeded")
 
 
 async def payment_success(request: web.Request) -> web.Response:
     booking, payments = await _booking_and_payments(request)
     current = state(booking, payments)
-    following = (booking["status"] == "pending" and current["payment"] is not None
-                 and current["payment"]["status"] in ("pending", "processing", "succeeded"))
+    card_taken = request.query.get("redirect_status") == "succeeded"
+    following = booking["status"] == "pending" and (card_taken or (
+        current["payment"] is not None
+        and current["payment"]["status"] in ("pending", "processing", "succeeded")))
     return render(request, "payment_success.html", {
         "booking": booking, "state": current, "following": following,
+        "cardTaken": card_taken,
         "pollInterval": request.app[SETTINGS].poll_interval})

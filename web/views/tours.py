@@ -26,8 +26,8 @@ FILTERS = ("q", "destination", "category", "difficulty", "from", "to", "sort")
 async def home(request: web.Request) -> web.Response:
     api, visitor = request.app[API], caller(request, signed_in=False)
     featured, upcoming, categories = await asyncio.gather(
-        api.tours(visitor, sort="rating", limit=6), api.tours(visitor, sort="startDate", limit=4),
-        api.categories(visitor))
+        api.tours_kept(visitor, sort="rating", limit=6),
+        api.tours_kept(visitor, sort="startDate", limit=4), api.categories(visitor))
     cards = await with_seats(api, visitor, featured["items"])
     return render(request, "home.html", {
         "featured": cards, "upcoming": upcoming["items"], "categories": categories})
@@ -38,7 +38,7 @@ async def with_seats(api: Any, visitor: Caller, tours: list[dict[str, Any]],
     """Each tour with `nextDeparture`, the departure its card shows seats for (read from the
     tour itself, in parallel: the list does not carry seats)."""
     wanted = [t for t in tours if t.get("nextDepartureDate")]
-    details = await asyncio.gather(*(api.tour(visitor, t["id"]) for t in wanted),
+    details = await asyncio.gather(*(api.tour_kept(visitor, t["id"]) for t in wanted),
                                    return_exceptions=True)
     found = {d["id"]: d for d in details if isinstance(d, dict)}
     cards = []
@@ -99,7 +99,8 @@ async def _search(api: Any, visitor: Caller, params: dict[str, Any], page: int,
                   errors: dict[str, str]) -> dict[str, Any]:
     """The page of results; the API's refusal of a filter is shown next to that filter."""
     try:
-        result: dict[str, Any] = await api.tours(visitor, **params, page=page, limit=PAGE_SIZE)
+        result: dict[str, Any] = await api.tours_kept(visitor, **params, page=page,
+                                                      limit=PAGE_SIZE)
     except ApiError as exc:
         if exc.status != 400:
             raise

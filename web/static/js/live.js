@@ -157,8 +157,10 @@ if (follow && follow.dataset.follow) {
       const answer = await fetch(follow.dataset.follow, { headers: { Accept: "application/json" } });
       if (answer.ok) {
         const current = await answer.json();
-        const settled = current.status !== "pending"
-          || (current.payment && current.payment.status === "failed");
+        // Once the card was taken, only the booking's move ends the wait: a decline before it
+        // may still be the latest payment record for a moment.
+        const settled = current.status !== "pending" || (follow.dataset.cardTaken !== "yes"
+          && current.payment && current.payment.status === "failed");
         if (settled) { location.reload(); return; }
       }
     } catch { /* the next look may do better */ }
