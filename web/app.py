@@ -33,7 +33,7 @@ def create_app(config: Config) -> web.Application:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("web", "templates"), autoescape=True,
         extensions=["jinja2.ext.i18n"], context_processors=[common_context],
-        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+        trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True)
     env.globals["_"] = env.globals["gettext"]

@@ -175,10 +175,40 @@ class Api:
             raise
         return list(found.get("items", []))
 
+    # -- operators -------------------------------------------------------------------------------
+
+    async def write(self, caller: Caller, method: str, path: str,
+                    body: Json | None = None) -> Json:
+        """A change made by an operator: the area is the path's (`/api/tours...` is catalog)."""
+        return await self.call(_area(path), method, path, caller, json=body)
+
+    async def read(self, caller: Caller, path: str, **params: Any) -> Json:
+        return await self.call(_area(path), "GET", path + query(params), caller)
+
+    async def refund(self, caller: Caller, payment_id: str, amount: int | None,
+                     reason: str | None) -> Json:
+        body: Json = {}
+        if amount is not None:
+            body["amount"] = amount
+        if reason:
+            body["reason"] = reason
+        return await self.call("payments", "POST", f"/api/payments/{_q(payment_id)}/refund",
+                               caller, json=body)
+
     # -- notify ----------------------------------------------------------------------------------
 
     async def notifications(self, caller: Caller, **params: Any) -> Json:
         return await self.call("notify", "GET", "/api/notifications" + query(params), caller)
+
+
+def _area(path: str) -> str:
+    areas = {"/api/auth": "auth", "/api/tours": "catalog", "/api/categories": "catalog",
+             "/api/destinations": "catalog", "/api/bookings": "booking",
+             "/api/payments": "payments", "/api/notifications": "notify"}
+    for prefix, area in areas.items():
+        if path == prefix or path.startswith((prefix + "/", prefix + "?")):
+            return area
+    return "gateway"  # /health, /circuit-breaker/...
 
 
 API: web.AppKey[Api] = web.AppKey("api", Api)

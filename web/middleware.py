@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+import structlog
 from aiohttp import web
 
 from common.errors import AppError
@@ -16,6 +17,7 @@ from web.pages import render
 from web.sessions import SESSION
 from web.settings import SETTINGS
 
+log = structlog.get_logger("http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STRIPE: web.RequestKey[bool] = web.RequestKey("uses_stripe", bool)
 STRIPE_JS = "https://js.stripe.com"
@@ -67,6 +69,14 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return render(request, "error.html", {"status": exc.status, "code": "NOT_FOUND"},
                       status=exc.status)
+    except Exception:
+        if not wants_html(request):
+            raise
+        # The stack goes to the log, as the shared middleware would write it; the visitor gets
+        # a page that says to try again.
+        log.exception("unhandled_exception", method=request.method, path=request.path)
+        return render(request, "error.html", {"status": 500, "code": "INTERNAL_ERROR"},
+                      status=500)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -4,7 +4,7 @@ from aiohttp import web
 
 from web.assets import static_view
 from web.covers import cover_view
-from web.views import account, bookings, cart, checkout, tours
+from web.views import account, bookings, cart, checkout, operator, tours
 
 
 def setup_routes(app: web.Application) -> None:
@@ -35,3 +35,22 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/cart", cart.cart_page)
     app.router.add_post("/cart", cart.add)
     app.router.add_post("/cart/remove", cart.remove)
+    app.router.add_get("/operator", operator.home)
+    app.router.add_get("/operator/status", operator.status)
+    app.router.add_post("/operator/breakers/{service}/reset", operator.reset_breaker)
+    app.router.add_get("/operator/tours", operator.tours)
+    app.router.add_get("/operator/tours/new", operator.tour_form)
+    app.router.add_post("/operator/tours/new", operator.save_tour)
+    app.router.add_get("/operator/tours/{id}", operator.tour_form)
+    app.router.add_post("/operator/tours/{id}", operator.save_tour)
+    app.router.add_post("/operator/tours/{id}/active", operator.tour_active)
+    app.router.add_post("/operator/tours/{id}/departures", operator.add_departure)
+    app.router.add_post("/operator/tours/{id}/departures/{departure}", operator.change_departure)
+    app.router.add_get("/operator/bookings", operator.bookings)
+    app.router.add_get("/operator/bookings/{id}", operator.booking)
+    app.router.add_post("/operator/bookings/{id}/status", operator.booking_status)
+    app.router.add_post("/operator/payments/{id}/refund", operator.refund)
+    app.router.add_get("/operator/notifications", operator.notifications)
+    app.router.add_get("/operator/{kind:categories|destinations}", operator.reference)
+    app.router.add_post("/operator/{kind:categories|destinations}", operator.save_reference)
+    app.router.add_post("/operator/{kind:categories|destinations}/{id}", operator.save_reference)
