@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from common.testing import TEST_PASSWORD
 from ops.browser import CHROMIUM, axe_script
@@ -27,17 +27,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 SCREENSHOTS = Path(os.environ.get("WEB_SCREENSHOTS") or ROOT / ".run" / "screenshots")
 PHONE, DESKTOP = {"width": 360, "height": 740}, {"width": 1280, "height": 860}
+# Each expectation polls until this deadline: a loaded 2-core machine can take seconds.
+expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright(platform: dict[str, str], admin_token: str) -> Iterator[Playwright]:
-    """Playwright's loop runs in this thread from here on: what the session's fixtures set up with
-    asyncio (the stack's databases, the admin) comes first, and is torn down after."""
+    """Playwright's loop runs in this thread while a module of browser tests runs: what the
+    session's fixtures set up with asyncio (the stack's databases, the admin) comes first, and
+    the loop is gone before the next module's tests (which may run their own loops)."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: ./ops/dev test installs it (apt-get install chromium)")
