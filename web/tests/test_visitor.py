@@ -1,0 +1,85 @@
+"""web in front of an API that records what it is asked: the visitor's address reaches the API
+(so that its limits apply per visitor), tokens stay on the server, and the session cookie is
+HttpOnly, SameSite=Lax and Secure when the visitor came over HTTPS."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from common.config import load_config
+from web.app import create_app
+from web.config import Config
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A recording stand-in for the gateway: login succeeds, everything else is 404."""
+    seen: list[dict[str, Any]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append({"path": request.path, "headers": dict(request.headers)})
+        if request.path == "/api/auth/login":
+            return web.json_response({
+                "user": {"id": str(uuid.uuid4()), "email": "ada@example.com",
+                         "firstName": "Ada", "lastName": "L", "role": "customer"},
+                "accessToken": "access-token-secret", "refreshToken": "refresh-token-secret"})
+        return web.json_response({"status": 404, "error": "NOT_FOUND", "message": "no"},
+                                 status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    server = TestServer(app)
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/"), seen
+    await server.close()
+
+
+@pytest.fixture
+async def site(api: tuple[str, list[dict[str, Any]]], redis_url: str,
+               redis_prefix: str) -> AsyncIterator[TestClient]:
+    config = load_config(Config, {"WEB_API_URL": api[0], "REDIS_URL": redis_url,
+                                  "REDIS_PREFIX": f"{redis_prefix}web-unit:",
+                                  "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"})
+    client = TestClient(TestServer(create_app(config)))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def _log_in(site: TestClient, headers: dict[str, str]) -> Any:
+    page = await site.get("/login", headers={"Accept": "text/html", **headers})
+    token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert token is not None
+    # The cookie is Secure (the visitor came over HTTPS): this client, on plain HTTP to web,
+    # sends it back by hand as the visitor's browser would.
+    cookie = page.cookies["tb_session"]
+    return await site.post("/login", allow_redirects=False, headers={
+        **headers, "Cookie": f"tb_session={cookie.value}"}, data={
+        "csrf": token.group(1), "email": "ada@example.com", "password": "Secret123",
+        "next": "/bookings"})
+
+
+async def test_the_api_sees_the_visitor_behind_the_trusted_gateway(
+        site: TestClient, api: tuple[str, list[dict[str, Any]]]) -> None:
+    behind = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    answer = await _log_in(site, behind)
+    assert (answer.status, answer.headers["Location"]) == (303, "/bookings")
+    [login] = [s for s in api[1] if s["path"] == "/api/auth/login"]
+    assert login["headers"]["X-Forwarded-For"] == "203.0.113.9"
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    assert "access-token-secret" not in cookie and "refresh-token-secret" not in cookie
+
+
+async def test_a_form_without_its_csrf_token_is_refused(site: TestClient) -> None:
+    answer = await site.post("/login", data={"email": "a@example.com", "password": "x"},
+                             headers={"Accept": "text/html"})
+    assert answer.status == 403
+    assert "the form expired" in (await answer.text())
