@@ -26,6 +26,7 @@ class Session:
     def __init__(self, session_id: str | None, data: dict[str, Any]) -> None:
         self.id = session_id
         self.data = data
+        self.loaded_tokens = (data.get("access"), data.get("refresh"))
         self.changed = False
         self.rotated = False
         self.ended = False
@@ -99,9 +100,18 @@ class SessionStore:
         return Session(None, {})
 
     async def save(self, session: Session) -> str:
-        """Writes the session; its id (a new one after sign-in or sign-out)."""
+        """Writes the session; its id (a new one after sign-in or sign-out). Tokens another
+        request of the same visitor rotated meanwhile are kept: writing back the spent refresh
+        token would make the next refresh look like a stolen one and end the session."""
         if session.rotated and session.id:
             await self.client.delete(self._key(session.id))
+        elif session.id and session.loaded_tokens == (session.get("access"),
+                                                       session.get("refresh")):
+            raw = await self.client.get(self._key(session.id))
+            stored = json.loads(raw) if raw else {}
+            if stored.get("refresh") and stored.get("refresh") != session.get("refresh"):
+                session.data["access"], session.data["refresh"] = (stored["access"],
+                                                                   stored["refresh"])
         if session.id is None or session.rotated:
             session.id = secrets.token_urlsafe(32)
         await self.client.set(self._key(session.id), json.dumps(session.data), ex=self.ttl)

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from auth.keys import load_private_key
 from auth.tokens import TokenSigner
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, call
 from tests.web.conftest import NewPage, log_in, new_tour, traveller
 
 
@@ -115,4 +115,24 @@ def test_an_expired_access_token_is_refreshed_silently(
     renewed = json.loads(store.get(key))
     assert renewed["access"] not in (expired, data["access"])
     assert renewed["refresh"] != data["refresh"]
+    store.close()
+
+
+def test_logging_out_revokes_the_sessions_refresh_token(
+        new_page: NewPage, platform: dict[str, str], stack: Any) -> None:
+    who = traveller(platform["gateway"], "Lou")
+    page = new_page()
+    log_in(page, who)
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "tb_session"]
+    store = redis.Redis.from_url(REDIS_URL)
+    tokens = json.loads(store.get(_session_key(stack.env["REDIS_PREFIX"], cookie["value"])))
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status").filter(has_text="logged out")).to_be_visible()
+
+    status, body, _ = call("POST", platform["gateway"] + "/api/auth/refresh",
+                           {"refreshToken": tokens["refresh"]})
+    assert status == 401, body
+    [after] = [c for c in page.context.cookies() if c["name"] == "tb_session"]
+    assert after["value"] != cookie["value"]  # a new session id, without the tokens
+    assert store.get(_session_key(stack.env["REDIS_PREFIX"], cookie["value"])) is None
     store.close()

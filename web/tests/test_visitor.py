@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from common.config import load_config
 from web.app import create_app
 from web.config import Config
+from web.sessions import SessionStore
 
 
 @pytest.fixture
@@ -83,3 +85,23 @@ async def test_a_form_without_its_csrf_token_is_refused(site: TestClient) -> Non
                              headers={"Accept": "text/html"})
     assert answer.status == 403
     assert "the form expired" in (await answer.text())
+
+
+async def test_a_request_that_changed_its_session_keeps_tokens_another_one_rotated(
+        redis_url: str, redis_prefix: str) -> None:
+    client = aioredis.from_url(redis_url)
+    store = SessionStore(client, f"{redis_prefix}web-race:", 60)
+    first = await store.load(None)
+    first.sign_in({"id": "u", "email": "a@example.com"}, {"accessToken": "a1",
+                                                          "refreshToken": "r1"})
+    session_id = await store.save(first)
+    slow, quick = await store.load(session_id), await store.load(session_id)
+    quick.store_tokens({"accessToken": "a2", "refreshToken": "r2"})  # a refresh, meanwhile
+    await store.save(quick)
+    slow.set("flash", [{"kind": "info", "text": "Saved"}])  # this one only shows a message
+    await store.save(slow)
+
+    kept = await store.load(session_id)
+    assert (kept.get("access"), kept.get("refresh"), kept.get("flash")) == (
+        "a2", "r2", [{"kind": "info", "text": "Saved"}])
+    await client.aclose()
