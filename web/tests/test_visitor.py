@@ -20,13 +20,31 @@ from web.config import Config
 from web.sessions import SessionStore
 
 
+BOOKING_ID = str(uuid.uuid4())
+PENDING = {"id": BOOKING_ID, "tourId": str(uuid.uuid4()), "tourTitle": "Harbour walk",
+           "tourDate": "2031-05-17", "participants": 2, "unitPrice": 4500, "totalAmount": 9000,
+           "currency": "EUR", "status": "pending", "paymentStatus": "unpaid",
+           "expiresAt": "2099-01-01T00:00:00Z", "contact": {"name": "Ada", "email": "a@x.org"},
+           "allowedTransitions": {"status": ["cancelled"], "paymentStatus": []}}
+# What the API answers, beyond logging in: a pending booking, and payments with a real key.
+ANSWERS: dict[str, Any] = {
+    f"/api/bookings/{BOOKING_ID}": PENDING,
+    "/api/payments/config": {"publishableKey": "pk_test_51Realkey", "mode": "test"},
+    "/api/payments/create-intent": {"clientSecret": "pi_1_secret_2", "paymentIntentId": "pi_1",
+                                    "paymentId": str(uuid.uuid4()), "amount": 9000,
+                                    "currency": "EUR"},
+}
+
+
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """A recording stand-in for the gateway: login succeeds, everything else is 404."""
+    """A recording stand-in for the gateway: login succeeds, a few reads answer, the rest 404."""
     seen: list[dict[str, Any]] = []
 
     async def answer(request: web.Request) -> web.Response:
         seen.append({"path": request.path, "headers": dict(request.headers)})
+        if request.path in ANSWERS:
+            return web.json_response(ANSWERS[request.path])
         if request.path == "/api/auth/login":
             return web.json_response({
                 "user": {"id": str(uuid.uuid4()), "email": "ada@example.com",
@@ -105,3 +123,20 @@ async def test_a_request_that_changed_its_session_keeps_tokens_another_one_rotat
     assert (kept.get("access"), kept.get("refresh"), kept.get("flash")) == (
         "a2", "r2", [{"kind": "info", "text": "Saved"}])
     await client.aclose()
+
+
+async def test_with_a_real_publishable_key_the_checkout_is_stripes_payment_element(
+        site: TestClient) -> None:
+    answer = await _log_in(site, {})
+    assert answer.status == 303
+    cookie = answer.cookies["tb_session"].value
+    page = await site.get(f"/checkout?booking={BOOKING_ID}", headers={
+        "Accept": "text/html", "Cookie": f"tb_session={cookie}"})
+    text = await page.text()
+    assert page.status == 200
+    assert '<script src="https://js.stripe.com/v3/"></script>' in text
+    assert 'data-key="pk_test_51Realkey"' in text and 'data-secret="pi_1_secret_2"' in text
+    assert "Test mode" not in text
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self' https://js.stripe.com;" in csp
+    assert "frame-src https://js.stripe.com;" in csp
