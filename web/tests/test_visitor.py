@@ -19,7 +19,6 @@ from web.app import create_app
 from web.config import Config
 from web.sessions import SessionStore
 
-
 BOOKING_ID = str(uuid.uuid4())
 PENDING = {"id": BOOKING_ID, "tourId": str(uuid.uuid4()), "tourTitle": "Harbour walk",
            "tourDate": "2031-05-17", "participants": 2, "unitPrice": 4500, "totalAmount": 9000,

@@ -14,6 +14,7 @@ from web.clients import API, Caller
 from web.errors import ApiError, PageNotFound
 from web.i18n import gettext as _
 from web.pages import render
+from web.seats import rows
 from web.settings import SETTINGS
 from web.visitor import caller
 
@@ -125,4 +126,5 @@ async def tour_detail(request: web.Request) -> web.Response:
         if exc.status in (400, 404):
             raise PageNotFound() from None
         raise
-    return render(request, "tour.html", {"tour": tour})
+    return render(request, "tour.html", {"tour": tour,
+                                         "departures": rows(tour.get("departures", []))})
