@@ -97,6 +97,10 @@ function setState(name) {
   state.querySelector(".live-label").textContent = text[name] || name;
 }
 
+// The payment page looks again at once when its tour's seats move (the booking confirmed turns
+// held seats into booked ones), and otherwise at its own pace.
+let lookNow = () => {};
+
 const tourIds = [...new Set([...document.querySelectorAll("[data-tour-id]")].map((e) => e.dataset.tourId))];
 const seen = new Set();
 let retry = 1000;
@@ -119,6 +123,7 @@ function connect() {
       seen.add(frame.eventId);
     }
     const data = frame.data || {};
+    if (frame.type.startsWith("tour.availability.")) lookNow(data.tourId);
     if (frame.type === "tour.availability.changed") {
       showSeats(data.tourId, data.tourDate, data.availableSeats, data.capacity);
     } else if (frame.type === "tour.availability.low") {
@@ -152,7 +157,9 @@ for (const countdown of document.querySelectorAll(".countdown[data-seconds]")) {
 const follow = document.querySelector("[data-follow]");
 if (follow && follow.dataset.follow) {
   const every = Number(follow.dataset.interval || 2) * 1000;
+  let timer;
   const poll = async () => {
+    clearTimeout(timer);
     try {
       const answer = await fetch(follow.dataset.follow, { headers: { Accept: "application/json" } });
       if (answer.ok) {
@@ -164,7 +171,8 @@ if (follow && follow.dataset.follow) {
         if (settled) { location.reload(); return; }
       }
     } catch { /* the next look may do better */ }
-    setTimeout(poll, every);
+    timer = setTimeout(poll, every);
   };
-  setTimeout(poll, every);
+  lookNow = (tourId) => { if (tourId === follow.dataset.tourId) poll(); };
+  timer = setTimeout(poll, every);
 }
