@@ -1,12 +1,6 @@
-"""Server time of the web site's main pages with the stack idle: one client, one request at a
-time, straight to web (the gateway's proxy hop is measured by bench.gateway), on every service
-the pages call, with the demo catalogue.
-
-    .venv/bin/python -m bench.web_pages [--seconds 5]
-
-Starts its own processes on throw-away databases, a vhost and a Redis prefix of its own; needs
-PostgreSQL, Redis and RabbitMQ.
-"""
+"""Server time of the web site's main pages, stack idle, one request at a time straight to web:
+`.venv/bin/python -m bench.web_pages [--seconds 5]`. Starts every service the pages call on
+throw-away databases, a vhost and a Redis prefix of its own (PostgreSQL, Redis, RabbitMQ)."""
 
 from __future__ import annotations
 
