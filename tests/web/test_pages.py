@@ -10,7 +10,7 @@ import urllib.request
 from playwright.sync_api import expect
 
 from tests.conftest import call
-from tests.web.conftest import NewPage, main_page, new_tour
+from tests.web.conftest import NewPage, main_page, new_tour, traveller
 
 
 def test_a_french_browser_reads_french_and_prices_the_french_way(
@@ -91,3 +91,25 @@ def test_pages_forbid_foreign_scripts_and_assets_are_cached_for_good(
         assert "RateLimit-Limit" not in response.headers
     expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
     assert problems == []
+
+
+def test_the_links_of_the_emails_land_on_real_pages(
+        new_page: NewPage, platform: dict[str, str], admin_token: str) -> None:
+    gateway = platform["gateway"]
+    tour = new_tour(gateway, admin_token)
+    who = traveller(gateway, "Eve")
+    status, booking, _ = call("POST", gateway + "/api/bookings", {
+        "tourId": tour["id"], "tourDate": tour["date"], "participants": 1},
+        token=who["accessToken"], headers={"Idempotency-Key": tour["id"]})
+    assert status == 201, booking
+    page = new_page()
+    page.goto(f"/tours/{tour['id']}#reviews")  # by id, as the e-mails write it
+    expect(page.get_by_role("heading", level=1)).to_have_text(tour["title"])
+    page.goto(f"/bookings/{booking['id']}")  # not logged in yet: to the login, and back
+    page.get_by_label("E-mail address").fill(who["user"]["email"])
+    page.get_by_label("Password").fill(who["password"])
+    page.locator("main").get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(tour["title"])
+    expect(page.locator(".status-line")).to_contain_text("Awaiting payment")
+    page.goto("/profile")
+    expect(page.get_by_label("First name")).to_have_value("Eve")
