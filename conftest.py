@@ -9,10 +9,12 @@ accounts the services' tests use.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +29,14 @@ from auth.db import MIGRATIONS as AUTH_MIGRATIONS
 from auth.keys import ensure_keys
 from common.config import load_config
 from common.db import MigrationSource, migrate
-from common.testing import TEST_PASSWORD, free_port, post_json, register, wait_http_ready
+from common.testing import (
+    TEST_PASSWORD,
+    bearer,
+    free_port,
+    post_json,
+    register,
+    wait_http_ready,
+)
 from ops import infra
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -182,3 +191,18 @@ def admin(auth_url: str, auth_env: dict[str, str]) -> dict[str, Any]:
     email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
     asyncio.run(ensure_admin(load_config(AuthConfig, auth_env), email, TEST_PASSWORD))
     return post_json(auth_url + "/api/auth/login", {"email": email, "password": TEST_PASSWORD})
+
+
+@pytest.fixture(scope="session")
+def manager(auth_url: str, admin: dict[str, Any]) -> dict[str, Any]:
+    """A customer an admin made a manager (through auth's API), logged in again since: its
+    token carries the role."""
+    registered = register(auth_url, "Mona")
+    request = urllib.request.Request(  # noqa: S310 - the run's own auth
+        f"{auth_url}/api/admin/users/{registered['user']['id']}", method="PATCH",
+        data=json.dumps({"role": "manager"}).encode(),
+        headers={"Content-Type": "application/json", **bearer(admin)})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - the same
+        assert json.loads(resp.read())["role"] == "manager"
+    return post_json(auth_url + "/api/auth/login", {"email": registered["user"]["email"],
+                                                     "password": TEST_PASSWORD})

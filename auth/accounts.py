@@ -8,14 +8,24 @@ from uuid import UUID
 
 import asyncpg
 import structlog
+from redis.exceptions import RedisError
 
 from auth import db
 from auth.config import Config
 from auth.passwords import check_password, hash_password
 from auth.schemas import ProfilePatch, RegisterIn
 from auth.tokens import TokenSigner, new_refresh_token, refresh_token_hash
-from common.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from common.auth import Identity
+from common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
 from common.http.fields import normalise_email
+from common.revocation import RevocationPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +60,12 @@ class UserNotFound(NotFound):
     code, message = "USER_NOT_FOUND", "No such user"
 
 
+class RevocationUnavailable(Unavailable):
+    code = "REVOCATION_UNAVAILABLE"
+    message = ("Done, but the access tokens it ends could not be revoked (the revocation list "
+               "cannot be reached) and work until they expire; send the same request again")
+
+
 @dataclass(frozen=True)
 class Session:
     user: asyncpg.Record
@@ -59,8 +75,9 @@ class Session:
 
 class Accounts:
     def __init__(self, pool: asyncpg.Pool, signer: TokenSigner, config: Config,
-                 dummy_hash: str) -> None:
+                 dummy_hash: str, revocations: RevocationPublisher) -> None:
         self._pool, self._signer, self._config = pool, signer, config
+        self._revocations = revocations
         # Login checks a password against this when the email is unknown, so both cases cost a
         # bcrypt comparison and cannot be told apart by timing.
         self._dummy_hash = dummy_hash
@@ -108,13 +125,15 @@ class Accounts:
                     return Session(user, access, refresh)
             if spent is not None:
                 await db.revoke_session(conn, spent["session_id"], "account_disabled")
-                raise InvalidRefreshToken()
+                raise AccountDisabled()
             await self._refuse_refresh(conn, token_hash)
             raise InvalidRefreshToken()  # unreachable: _refuse_refresh always raises
 
     async def _refuse_refresh(self, conn: asyncpg.Connection, token_hash: bytes) -> None:
         """Says why a token cannot be spent, revoking its session when it is a replay."""
         state = await db.refresh_token_state(conn, token_hash)
+        if state is not None and not state["is_active"]:
+            raise AccountDisabled()
         if (state is None or state["revoked"] or state["expired"]
                 or state["spent_seconds_ago"] is None):
             raise InvalidRefreshToken()
@@ -123,13 +142,27 @@ class Accounts:
         await db.revoke_session(conn, state["session_id"], "refresh_token_reuse")
         log.warning("refresh_token_reuse", userId=str(state["user_id"]),
                     sessionId=str(state["session_id"]))
+        try:  # the thief's access tokens too; the 401 below is the answer either way
+            await self._revocations.session(str(state["user_id"]), str(state["session_id"]),
+                                            "refresh_token_reuse")
+        except (RedisError, OSError) as exc:
+            log.error("revocation_not_published", userId=str(state["user_id"]),
+                      sessionId=str(state["session_id"]), error=str(exc))
         raise RefreshTokenReused()
 
-    async def logout(self, session_id: str | None) -> None:
-        if session_id is None:
+    async def logout(self, identity: Identity) -> None:
+        """The session's refresh tokens, then its access tokens. Sent again after a failure to
+        reach the revocation list, it revokes them again (the token used is not revoked yet)."""
+        if identity.session_id is None:
             return
         async with self._pool.acquire() as conn:
-            await db.revoke_session(conn, session_id, "logout")
+            await db.revoke_session(conn, identity.session_id, "logout")
+        try:
+            await self._revocations.session(identity.user_id, identity.session_id, "logout")
+        except (RedisError, OSError) as exc:
+            log.error("revocation_not_published", userId=identity.user_id,
+                      sessionId=identity.session_id, error=str(exc))
+            raise RevocationUnavailable() from None
 
     async def profile(self, user_id: str) -> asyncpg.Record:
         async with self._pool.acquire() as conn:
@@ -164,7 +197,8 @@ class Accounts:
         await db.insert_refresh_token(conn, token_hash=refresh_token_hash(refresh),
                                       session_id=session_id, user_id=user["id"], expires_at=expires)
         access = self._signer.access_token(user_id=str(user["id"]), email=user["email"],
-                                           role=user["role"], session_id=str(session_id))
+                                           role=user["role"], session_id=str(session_id),
+                                           version=user["token_version"])
         return access, refresh
 
 

@@ -23,6 +23,11 @@ class Config(BaseConfig):
         description="A spent refresh token presented again within this many seconds of its "
                     "rotation is refused without revoking the session (concurrent refresh)")
     bcrypt_rounds: int = Field(12, ge=4, le=16)
+    booking_url: str = Field("http://127.0.0.1:3002", alias="BOOKING_URL")
+    booking_timeout: float = Field(2.0, gt=0, le=30, description=(
+        "Seconds the administrators' user page waits for the user's bookings from booking"))
+    breaker_reset_timeout: float = Field(15.0, gt=0, description=(
+        "Seconds the circuit to booking stays open before one call is tried again"))
 
     @model_validator(mode="after")
     def _strong_hashing_in_production(self) -> Self:

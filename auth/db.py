@@ -13,7 +13,12 @@ from common.db import MigrationSource
 MIGRATIONS = [MigrationSource("auth", Path(__file__).parent / "migrations")]
 
 USER_COLUMNS = """id, email, password_hash, first_name, last_name, phone, role, is_active,
-                  notify_email, notify_sms, last_login_at, created_at, updated_at"""
+                  notify_email, notify_sms, last_login_at, created_at, updated_at, token_version"""
+# $1 a part of the e-mail or name (any case), $2 a role, $3 active or not; None lets all through.
+USER_FILTERS = """($1::text IS NULL OR strpos(lower(email), lower($1)) > 0
+                                 OR strpos(lower(first_name || ' ' || last_name), lower($1)) > 0)
+              AND ($2::text IS NULL OR role = $2)
+              AND ($3::boolean IS NULL OR is_active = $3)"""
 
 
 async def insert_user(conn: asyncpg.Connection, *, email: str, password_hash: str, first_name: str,
@@ -90,10 +95,59 @@ async def spend_refresh_token(conn: asyncpg.Connection, token_hash: bytes) -> as
 
 
 async def refresh_token_state(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
-    """Why a token could not be spent: unknown, expired, spent (and how long ago) or revoked."""
+    """Why a token could not be spent: unknown, expired, spent (and how long ago), revoked, or
+    its account disabled."""
     return await conn.fetchrow(
         """SELECT t.session_id, t.user_id, t.expires_at <= now() AS expired,
                   EXTRACT(EPOCH FROM now() - t.spent_at) AS spent_seconds_ago,
-                  s.revoked_at IS NOT NULL AS revoked
+                  s.revoked_at IS NOT NULL AS revoked, u.is_active
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                  JOIN users u ON u.id = t.user_id
             WHERE t.token_hash = $1""", token_hash)
+
+
+# --- administration --------------------------------------------------------------------------
+
+async def list_users(conn: asyncpg.Connection, *, query: str | None, role: str | None,
+                     active: bool | None, limit: int, offset: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {USER_COLUMNS} FROM users WHERE {USER_FILTERS}
+            ORDER BY created_at DESC, id LIMIT $4 OFFSET $5""",
+        query, role, active, limit, offset)
+    return rows
+
+
+async def count_users(conn: asyncpg.Connection, *, query: str | None, role: str | None,
+                      active: bool | None) -> int:
+    count: int = await conn.fetchval(f"SELECT count(*) FROM users WHERE {USER_FILTERS}",
+                                     query, role, active)
+    return count
+
+
+async def lock_active_admins(conn: asyncpg.Connection) -> set[uuid.UUID]:
+    """The active administrators, locked until the transaction ends: two admins changing each
+    other at once are served one after the other, each seeing the other's change."""
+    rows = await conn.fetch(
+        "SELECT id FROM users WHERE role = 'admin' AND is_active ORDER BY id FOR UPDATE")
+    return {row["id"] for row in rows}
+
+
+async def lock_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE",
+                               user_id)
+
+
+async def change_user(conn: asyncpg.Connection, user_id: uuid.UUID, *, role: str,
+                      is_active: bool, revoke_tokens: bool) -> asyncpg.Record:
+    """Sets the role and the active flag; `revoke_tokens` raises the token version."""
+    return await conn.fetchrow(
+        f"""UPDATE users SET role = $2, is_active = $3,
+                   token_version = token_version + CASE WHEN $4 THEN 1 ELSE 0 END,
+                   updated_at = now()
+             WHERE id = $1 RETURNING {USER_COLUMNS}""", user_id, role, is_active, revoke_tokens)
+
+
+async def revoke_user_sessions(conn: asyncpg.Connection, user_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2"
+        " WHERE user_id = $1 AND revoked_at IS NULL", user_id, reason)

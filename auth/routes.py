@@ -14,3 +14,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_patch("/api/auth/profile", views.patch_profile)
     app.router.add_get("/api/auth/.well-known/jwks.json", views.jwks)
     app.router.add_get("/internal/users/{id}", views.internal_user)
+    app.router.add_get("/api/admin/users", views.list_users)
+    app.router.add_get("/api/admin/users/{id}", views.get_user)
+    app.router.add_patch("/api/admin/users/{id}", views.patch_user)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -86,13 +86,16 @@ class ProfilePatch(Schema):
         return self
 
 
+Role = Literal["customer", "manager", "admin"]
+
+
 class UserOut(Schema):
     id: str
     email: str
     first_name: str
     last_name: str
     phone: str | None
-    role: Literal["customer", "admin"]
+    role: Role
     is_active: bool
     notification_preferences: NotificationPreferences
     last_login_at: datetime | None
@@ -138,3 +141,63 @@ class ContactOut(Schema):
     phone: str | None
     is_active: bool
     notification_preferences: NotificationPreferences
+
+
+# --- administration --------------------------------------------------------------------------
+
+class UserListQuery(Schema):
+    q: Annotated[str, StringConstraints(max_length=254)] | None = Field(
+        None, description="Part of the e-mail or of the name, any case")
+    role: Role | None = None
+    status: Literal["active", "disabled"] | None = None
+    page: int = Field(1, ge=1, le=100_000)
+    limit: int = Field(20, ge=1, le=100)
+
+
+class UserListOut(Schema):
+    items: list[UserOut]
+    page: int
+    limit: int
+    total: int
+
+
+class UserPatch(Schema):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})  # what _not_empty checks
+
+    role: Role | None = None
+    # Strict: a JSON true or false only; a 0 sent by mistake must not disable an account.
+    is_active: StrictBool | None = Field(None, description="false disables the account")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UserPatch:
+        if self.role is None and self.is_active is None:
+            raise ValueError("at least one of role, isActive")
+        return self
+
+
+class UserBookingOut(Schema):
+    """A booking as the administrators' user page lists it (booking's answer, abridged)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    tour_id: str
+    tour_title: str
+    tour_date: date
+    participants: int
+    total_amount: int
+    currency: str
+    status: str
+    payment_status: str
+    created_at: datetime
+
+
+class UserBookingsOut(Schema):
+    available: bool = Field(description="false when booking could not be asked: no items then")
+    items: list[UserBookingOut]
+    total: int | None = Field(description="All the user's bookings; null when not available")
+
+
+class UserDetailOut(Schema):
+    user: UserOut
+    bookings: UserBookingsOut

@@ -19,10 +19,13 @@ class TokenSigner:
         self._key, self.issuer, self.audience, self.ttl = key, issuer, audience, ttl
         self.kid = key_id(key.public_key())
 
-    def access_token(self, *, user_id: str, email: str, role: str, session_id: str) -> str:
+    def access_token(self, *, user_id: str, email: str, role: str, session_id: str,
+                     version: int = 0) -> str:
+        """`version` is the user's token version (`ver`): revoking the user's tokens below a
+        version (a role change, a disable) leaves the ones issued afterwards alone."""
         now = int(time.time())
         claims: dict[str, Any] = {
-            "sub": user_id, "email": email, "role": role, "sid": session_id,
+            "sub": user_id, "email": email, "role": role, "sid": session_id, "ver": version,
             "jti": str(uuid.uuid4()), "iat": now, "exp": now + self.ttl,
             "iss": self.issuer, "aud": self.audience, "type": "access",
         }

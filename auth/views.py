@@ -10,7 +10,7 @@ from aiohttp import web
 
 from auth import db
 from auth.accounts import Session, UserNotFound
-from auth.app_keys import ACCOUNTS, SIGNER
+from auth.app_keys import ACCOUNTS, SIGNER, USERS
 from auth.schemas import (
     AuthOut,
     ContactOut,
@@ -21,7 +21,12 @@ from auth.schemas import (
     RefreshIn,
     RegisterIn,
     TokensOut,
+    UserBookingsOut,
+    UserDetailOut,
+    UserListOut,
+    UserListQuery,
     UserOut,
+    UserPatch,
 )
 from common.auth import Identity
 from common.db import POOL
@@ -72,10 +77,13 @@ async def refresh(request: web.Request, body: RefreshIn) -> web.Response:
                                    expires_in=request.app[SIGNER].ttl))
 
 
-@endpoint(summary="End this session (its refresh tokens stop working)", access="user",
-          status=204, tags=TAGS)
+@endpoint(summary="End this session (its refresh and access tokens stop working)",
+          access="user", status=204, errors=(503,), tags=TAGS, description=(
+              "The session's refresh tokens stop at once, its access tokens within seconds "
+              "everywhere (401 AUTH_TOKEN_REVOKED). 503 REVOCATION_UNAVAILABLE: the refresh "
+              "tokens are revoked but the access tokens could not be; send it again."))
 async def logout(request: web.Request, identity: Identity) -> web.Response:
-    await request.app[ACCOUNTS].logout(identity.session_id)
+    await request.app[ACCOUNTS].logout(identity)
     return web.Response(status=204)
 
 
@@ -113,3 +121,53 @@ async def internal_user(request: web.Request) -> web.Response:
     contact: dict[str, Any] = user_out(user).model_dump(
         include=set(ContactOut.model_fields))
     return json_response(ContactOut(**contact))
+
+
+# --- administration --------------------------------------------------------------------------
+
+ADMIN_TAGS = ("users",)
+
+
+def path_user_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError:
+        raise UserNotFound() from None
+
+
+@endpoint(summary="Find users (admin)", access="admin", query=UserListQuery,
+          response=UserListOut, tags=ADMIN_TAGS, description=(
+              "Newest first. `q` matches part of the e-mail or of the name, any case; `role` and "
+              "`status` (active, disabled) narrow the list."))
+async def list_users(request: web.Request, identity: Identity,
+                     query: UserListQuery) -> web.Response:
+    found = await request.app[USERS].search(query)
+    return json_response(UserListOut(items=[user_out(u) for u in found.items], page=query.page,
+                                     limit=query.limit, total=found.total))
+
+
+@endpoint(summary="One user with their recent bookings (admin)", access="admin",
+          response=UserDetailOut, errors=(404,), tags=ADMIN_TAGS, description=(
+              "The bookings come from booking; when it cannot answer, the user still does, with "
+              "`bookings.available` false."))
+async def get_user(request: web.Request, identity: Identity) -> web.Response:
+    found = await request.app[USERS].detail(path_user_id(request))
+    bookings = (UserBookingsOut(available=True, items=found.bookings.items,
+                                total=found.bookings.total) if found.bookings is not None
+                else UserBookingsOut(available=False, items=[], total=None))
+    return json_response(UserDetailOut(user=user_out(found.user), bookings=bookings))
+
+
+@endpoint(summary="Change a user's role, disable or re-enable the account (admin)",
+          access="admin", body=UserPatch, response=UserOut, errors=(404, 503), tags=ADMIN_TAGS,
+          description=(
+              "A disabled account cannot log in or refresh (403 ACCOUNT_DISABLED), and its "
+              "sessions end. A disable or a role change revokes the access tokens issued before "
+              "it within seconds everywhere (401 AUTH_TOKEN_REVOKED); after a role change the "
+              "user's next refresh carries the new role. An admin cannot disable or demote "
+              "their own account (403 CANNOT_CHANGE_OWN_ACCOUNT). Users are never deleted. "
+              "503 REVOCATION_UNAVAILABLE: saved, but the tokens could not be revoked; send the "
+              "same request again."))
+async def patch_user(request: web.Request, identity: Identity, body: UserPatch) -> web.Response:
+    user = await request.app[USERS].change(identity, path_user_id(request), body)
+    return json_response(user_out(user))

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from booking.app_keys import BOOKING_METRICS, BOOKINGS, CATALOG, JOBS
+from booking.app_keys import BOOKING_METRICS, BOOKINGS, CATALOG, CHANGES, JOBS, PAYMENTS
 from booking.bookings import Bookings
 from booking.catalog import CatalogClient, catalog_breaker
+from booking.changes import Changes
 from booking.config import Config
 from booking.contacts import ContactBook
 from booking.jobs import Jobs, jobs_ctx
 from booking.metrics import BookingMetrics
 from booking.payment_events import build_consumer
+from booking.payments import PaymentsClient, payments_breaker
 from booking.routes import setup_routes
 from common import db
 from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
@@ -30,7 +32,8 @@ from common.periodic import CleanupContext
 
 def create_app(config: Config) -> web.Application:
     app = service_app(config, title="tourbook booking",
-                      description="Bookings, their state machine, seat holds and jobs.")
+                      description="Bookings, their state machine, seat holds and jobs.",
+                      middlewares=[db.database_unavailable])
     metrics = BookingMetrics(app[METRICS].registry)
     app[BOOKING_METRICS] = metrics
     app.cleanup_ctx.extend([
@@ -54,16 +57,22 @@ def _bookings_ctx(config: Config) -> CleanupContext:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         token = config.internal_tokens[0]
         catalog_timeout = aiohttp.ClientTimeout(total=config.catalog_timeout)
+        payments_timeout = aiohttp.ClientTimeout(total=config.payments_timeout)
         async with aiohttp.ClientSession(timeout=catalog_timeout) as catalog_session, \
+                aiohttp.ClientSession(timeout=payments_timeout) as payments_session, \
                 aiohttp.ClientSession() as auth_session:
             catalog = CatalogClient(catalog_session, config.catalog_url, token,
                                     catalog_breaker(config.catalog_timeout,
                                                     config.breaker_reset_timeout))
+            payments = PaymentsClient(payments_session, config.payments_url, token,
+                                      payments_breaker(config.payments_timeout,
+                                                       config.breaker_reset_timeout))
             contacts = ContactBook(auth_session, config.auth_url, token, config.auth_timeout)
-            app[CATALOG] = catalog
-            app[BOOKINGS] = Bookings(app[db.POOL], catalog, contacts, app[BOOKING_METRICS],
-                                     config)
-            app[JOBS] = Jobs(app[db.POOL], catalog, app[BOOKING_METRICS], config)
+            pool, metrics = app[db.POOL], app[BOOKING_METRICS]
+            app[CATALOG], app[PAYMENTS] = catalog, payments
+            app[BOOKINGS] = Bookings(pool, catalog, contacts, metrics, config)
+            app[CHANGES] = Changes(pool, catalog, payments, metrics, config)
+            app[JOBS] = Jobs(pool, catalog, payments, metrics, config)
             yield
 
     return ctx
@@ -78,6 +87,7 @@ def _health_ctx() -> CleanupContext:
         for name, check in health_checks(app).items():
             health.add(name, check, critical=False)
         health.add("catalog", app[CATALOG].check, critical=False)
+        health.add("payments", app[PAYMENTS].check, critical=False)
         yield
 
     return ctx

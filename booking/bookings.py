@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +18,11 @@ from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable, H
 from booking.config import Config
 from booking.contacts import Contact, ContactBook
 from booking.idempotency import Claim, Replay
-from booking.lifecycle import BookingNotFound, Plan, change, state_of, utc_today
+from booking.lifecycle import BookingNotFound, Plan, amount_paid, change, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.schemas import BookingIn, ListQuery, booking_out
 from booking.states import (
+    EXPIRED_REASON,
     PaymentStatus,
     Status,
     Transition,
@@ -30,13 +31,31 @@ from booking.states import (
     change_status,
 )
 from common.auth import Identity
-from common.errors import Unavailable
+from common.errors import Conflict, Unavailable, ValidationFailed
 from common.http.idempotency import request_hash
 
 log = structlog.get_logger(__name__)
 
 CUSTOMER_CANCEL_REASON = "cancelled by the customer"
 ADMIN_CANCEL_REASON = "cancelled by an administrator"
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(details=[{"field": field, "message": message}])
+
+
+class BookingExpired(Conflict):
+    code = "BOOKING_EXPIRED"
+
+
+class BookingCancelled(Conflict):
+    code = "BOOKING_CANCELLED"
+
+
+class HoldExpired(Conflict):
+    code = "HOLD_EXPIRED"
+    message = ("The seats this request held expired before it could be completed, and were "
+               "given back; send it again to book")
 
 
 class RequestAbandoned(Unavailable):
@@ -74,6 +93,7 @@ class Bookings:
                                               body_hash=body_hash,
                                               lease=self._config.request_lease)
         if isinstance(claimed, Replay):
+            await self._still_true(claimed)
             return Answer(claimed.status, claimed.body, replayed=True)
         if claimed.taken_over:
             log.info("booking_request_taken_over", bookingId=str(claimed.booking_id))
@@ -82,10 +102,38 @@ class Bookings:
         contact_lookup = asyncio.create_task(self._contact(identity, body))
         try:
             hold = await self._hold(claimed, body)
+            if hold.expires_at <= datetime.now(UTC):
+                # A retry that took over a request long after it died gets that request's
+                # hold back, past its expiry: no booking is made of it.
+                await self._compensate(claimed)
+                raise HoldExpired(details={"expiresAt": hold.expires_at.isoformat().replace(
+                    "+00:00", "Z")})
         except BaseException:
             contact_lookup.cancel()
             raise
         return await self._store(claimed, identity, body, hold, contact_lookup)
+
+    async def _still_true(self, replay: Replay) -> None:
+        """A replay repeats the first answer while the booking it made still holds its seats;
+        an expired or cancelled booking is not presented as a new pending one."""
+        if replay.status != 201:
+            return
+        async with self._pool.acquire() as conn:
+            booking = await db.booking_by_id(conn, replay.booking_id)
+        if booking is None:
+            return
+        details = {"bookingId": str(booking["id"]), "status": booking["status"],
+                   "expiresAt": booking["expires_at"].isoformat().replace("+00:00", "Z"),
+                   "cancellationReason": booking["cancellation_reason"]}
+        expired = (booking["status"] == Status.PENDING
+                   and booking["expires_at"] <= datetime.now(UTC))
+        if expired or booking["cancellation_reason"] == EXPIRED_REASON:
+            raise BookingExpired("The booking this request made expired unpaid and its seats "
+                                 "were given back; book again with a new Idempotency-Key",
+                                 details=details)
+        if booking["status"] == Status.CANCELLED:
+            raise BookingCancelled("The booking this request made has been cancelled; book "
+                                   "again with a new Idempotency-Key", details=details)
 
     async def _contact(self, identity: Identity, body: BookingIn) -> Contact:
         if body.contact is not None:
@@ -186,10 +234,13 @@ class Bookings:
 
     async def search(self, identity: Identity, query: ListQuery) -> Page:
         filters = db.Filters(
-            user_id=None if identity.is_admin else identity.user_id,
+            user_id=None if identity.is_manager else identity.user_id,
             status=query.status.value if query.status else None, tour_id=query.tour_id,
             date_from=query.date_from, date_to=query.date_to, email=query.email)
-        async with self._pool.acquire() as conn:
+        # One snapshot for both statements: a booking made between them would otherwise be
+        # counted in the total and missing from the page.
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
             items = await db.list_bookings(conn, filters, limit=query.limit,
                                            offset=(query.page - 1) * query.limit)
             total = await db.count_bookings(conn, filters)
@@ -204,28 +255,45 @@ class Bookings:
                 raise BookingNotFound()
             default = (CUSTOMER_CANCEL_REASON if str(booking["user_id"]) == identity.user_id
                        else ADMIN_CANCEL_REASON)
-            if identity.is_admin:
+            if identity.is_manager:
                 return change_status(state_of(booking), Status.CANCELLED,
+                                     tour_date=booking["tour_date"], today=utc_today(),
                                      reason=reason or default)
             return cancel_by_customer(state_of(booking), tour_date=booking["tour_date"],
                                       today=utc_today(), reason=reason or default)
 
-        source = "admin" if identity.is_admin else "customer"
+        source = "admin" if identity.is_manager else "customer"
         return await self._change(booking_id, plan, source)
 
     async def set_status(self, booking_id: uuid.UUID, status: Status,
                          reason: str | None) -> asyncpg.Record:
         return await self._change(booking_id, lambda booking: change_status(
-            state_of(booking), status, reason=reason or ADMIN_CANCEL_REASON), "admin")
+            state_of(booking), status, tour_date=booking["tour_date"], today=utc_today(),
+            reason=reason or ADMIN_CANCEL_REASON), "admin")
 
-    async def set_payment_status(self, booking_id: uuid.UUID,
-                                 payment_status: PaymentStatus) -> asyncpg.Record:
+    async def set_payment_status(self, booking_id: uuid.UUID, payment_status: PaymentStatus,
+                                 refunded_amount: int | None) -> asyncpg.Record:
         """Reconciliation: the same move a payment event makes (`paid` confirms a pending
-        booking and announces it), with the full amount when marked refunded."""
+        booking and announces it, and records the total as paid), with everything paid when
+        marked refunded and the amount given when marked partially refunded."""
         def plan(booking: asyncpg.Record) -> Transition:
-            refunded = (booking["total_amount"] if payment_status is PaymentStatus.REFUNDED
-                        else None)
-            return change_payment(state_of(booking), payment_status, refunded_amount=refunded)
+            transition = change_payment(state_of(booking), payment_status)
+            paid = amount_paid(booking)
+            if payment_status is PaymentStatus.PAID:
+                return replace(transition, paid_amount=booking["total_amount"])
+            if payment_status is PaymentStatus.REFUNDED:
+                if refunded_amount not in (None, paid):
+                    raise invalid("refundedAmount", f"must be the {paid} paid, or left out, "
+                                                    "for refunded; less is partially_refunded")
+                return replace(transition, refunded_amount=paid)
+            if payment_status is PaymentStatus.PARTIALLY_REFUNDED:
+                if refunded_amount is None or not (
+                        booking["refunded_amount"] < refunded_amount < paid):
+                    raise invalid("refundedAmount", (
+                        f"must be more than the {booking['refunded_amount']} refunded so far "
+                        f"and less than the {paid} paid"))
+                return replace(transition, refunded_amount=refunded_amount)
+            return transition
 
         return await self._change(booking_id, plan, "admin")
 

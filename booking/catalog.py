@@ -1,5 +1,5 @@
-"""The client of catalog's `/internal` seat-hold API: a pooled session, a timeout on every call,
-a circuit breaker, and catalog's answers turned into booking's errors.
+"""The client of catalog's `/internal` seat-hold API (hold, resize, release): a pooled session, a
+timeout on every call, a circuit breaker, and catalog's answers turned into booking's errors.
 
 Catalog's refusals (400, 404, 409) are the client's business and pass through unchanged; catalog
 being down, slow, failing or refusing our credential is booking's problem and becomes 503.
@@ -87,6 +87,15 @@ class CatalogClient:
                 "expiresAt": expires_at.isoformat().replace("+00:00", "Z")}
         status, answer = await self._call("POST", "/internal/holds", body)
         if status in (200, 201):
+            return self._hold(answer)
+        raise self._refusal(status, answer)
+
+    async def resize(self, booking_id: uuid.UUID, seats: int) -> Hold:
+        """The booking holds `seats` from now on (held, or booked once paid); the same size
+        again changes nothing. Refusals (not enough seats, a released hold) pass through."""
+        status, answer = await self._call("POST", f"/internal/holds/{booking_id}/resize",
+                                          {"seats": seats})
+        if status == 200:
             return self._hold(answer)
         raise self._refusal(status, answer)
 

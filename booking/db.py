@@ -18,9 +18,10 @@ MIGRATIONS = [BUS_MIGRATIONS, MigrationSource("booking", Path(__file__).parent /
 
 BOOKING_COLUMNS = """id, user_id, tour_id, departure_id, tour_title, tour_date, participants,
                      unit_price, total_amount, currency, contact_name, contact_email,
-                     contact_phone, special_requests, status, payment_status, refunded_amount,
+                     contact_phone, special_requests, status, payment_status, paid_amount,
+                     refunded_amount,
                      expires_at, confirmed_at, cancelled_at, completed_at, cancellation_reason,
-                     created_at, updated_at"""
+                     created_at, updated_at, version"""
 
 # Every filter is optional: a NULL parameter lets every row through. `strpos` rather than LIKE,
 # so `%` and `_` in an e-mail fragment are plain characters.
@@ -69,7 +70,8 @@ async def lock_booking(conn: asyncpg.Connection, booking_id: uuid.UUID) -> async
 async def update_state(conn: asyncpg.Connection, booking_id: uuid.UUID, *, expected_status: str,
                        expected_payment_status: str, status: str, payment_status: str,
                        stamp: str | None, reason: str | None,
-                       refunded_amount: int | None) -> asyncpg.Record | None:
+                       refunded_amount: int | None,
+                       paid_amount: int | None) -> asyncpg.Record | None:
     """Moves the booking only if it still stands where the caller planned from; None otherwise.
 
     `stamp` names the status whose time to set (`confirmed` sets confirmed_at, ...).
@@ -87,11 +89,49 @@ async def update_state(conn: asyncpg.Connection, booking_id: uuid.UUID, *, expec
                cancellation_reason = CASE WHEN $6::text = 'cancelled' THEN $7
                                           ELSE cancellation_reason END,
                refunded_amount     = COALESCE($8, refunded_amount),
+               paid_amount         = COALESCE($9, paid_amount),
+               version             = version + 1,
                updated_at          = now()
             WHERE id = $1 AND status = $2 AND payment_status = $3
             RETURNING {BOOKING_COLUMNS}""",
         booking_id, expected_status, expected_payment_status, status, payment_status, stamp,
-        reason, refunded_amount)
+        reason, refunded_amount, paid_amount)
+
+
+async def update_details(conn: asyncpg.Connection, booking_id: uuid.UUID, *, version: int,
+                         participants: int, contact_name: str, contact_email: str,
+                         contact_phone: str | None,
+                         special_requests: str | None) -> asyncpg.Record | None:
+    """A pending booking's participants (and so its total), contact and special requests, if
+    it is still at `version`; the version moves on. None when it is not."""
+    return await conn.fetchrow(
+        f"""UPDATE bookings SET
+               participants     = $3,
+               total_amount     = unit_price * $3::integer,
+               contact_name     = $4,
+               contact_email    = $5,
+               contact_phone    = $6,
+               special_requests = $7,
+               version          = version + 1,
+               updated_at       = now()
+            WHERE id = $1 AND version = $2 AND status = 'pending'
+            RETURNING {BOOKING_COLUMNS}""",
+        booking_id, version, participants, contact_name, contact_email, contact_phone,
+        special_requests)
+
+
+async def insert_payment_anomaly(conn: asyncpg.Connection, *, event_id: uuid.UUID,
+                                 booking_id: uuid.UUID, payment_id: str | None,
+                                 payment_intent_id: str | None, reason: str,
+                                 amount: int | None, currency: str | None, expected_amount: int,
+                                 expected_currency: str) -> None:
+    await conn.execute(
+        """INSERT INTO payment_anomalies (event_id, booking_id, payment_id, payment_intent_id,
+                                          reason, amount, currency, expected_amount,
+                                          expected_currency)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING""",
+        event_id, booking_id, payment_id, payment_intent_id, reason, amount, currency,
+        expected_amount, expected_currency)
 
 
 @dataclass(frozen=True)
@@ -143,6 +183,33 @@ async def lock_departed(conn: asyncpg.Connection, today: date,
              WHERE status = 'confirmed' AND tour_date < $1
              ORDER BY tour_date LIMIT $2 FOR UPDATE SKIP LOCKED""", today, limit)
     return rows
+
+
+# --- changes of pending bookings (booking_changes) -------------------------------------------
+
+async def mark_change(conn: asyncpg.Connection, booking_id: uuid.UUID,
+                      lease_seconds: float) -> None:
+    """Committed before catalog or payments is asked to change anything for the booking (no
+    row for an unknown booking); a mark left by an earlier change gets the new lease."""
+    await conn.execute(
+        """INSERT INTO booking_changes (booking_id, lease_until)
+           SELECT id, now() + make_interval(secs => $2) FROM bookings WHERE id = $1
+           ON CONFLICT (booking_id) DO UPDATE SET lease_until = EXCLUDED.lease_until""",
+        booking_id, lease_seconds)
+
+
+async def clear_change(conn: asyncpg.Connection, booking_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM booking_changes WHERE booking_id = $1", booking_id)
+
+
+async def lock_unsettled_change(conn: asyncpg.Connection,
+                                now: datetime) -> asyncpg.Record | None:
+    """The booking of the oldest mark whose lease ended, locked; bookings a change (or another
+    runner) holds are skipped: while a change runs, it holds its booking's row."""
+    return await conn.fetchrow(
+        f"""SELECT {BOOKING_COLUMNS} FROM bookings
+             WHERE id IN (SELECT booking_id FROM booking_changes WHERE lease_until < $1)
+             ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED""", now)
 
 
 # --- booking requests (Idempotency-Key claims) -----------------------------------------------

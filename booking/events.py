@@ -1,5 +1,6 @@
-"""The events booking publishes (`booking.confirmed`, `booking.cancelled`, `booking.completed`)
-and the data of the `payment.*` events it consumes (the handlers are in `payment_events`)."""
+"""The events booking publishes (`booking.confirmed`, `booking.cancelled`, `booking.completed`,
+`booking.updated`) and the data of the `payment.*` events it consumes (handled in
+`payment_events`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ def booking_event_data(booking: asyncpg.Record) -> dict[str, Any]:
         "cancelledAt": _timestamp(booking["cancelled_at"]),
         "cancellationReason": booking["cancellation_reason"],
     }
+
+
+# What booking.updated may name as changed: fields of the event data a change can move.
+CHANGEABLE = ("participants", "totalAmount", "userName", "userEmail", "userPhone",
+              "specialRequests")
+
+
+def booking_updated_event(before: asyncpg.Record, after: asyncpg.Record) -> Event:
+    """A pending booking changed (participants, contact, special requests): the status events'
+    data and `specialRequests`, `version`, the names of what `changed` and their `previous`
+    values, so that a consumer need not remember the booking."""
+    old, new = _updated_data(before), _updated_data(after)
+    changed = [name for name in CHANGEABLE if old[name] != new[name]]
+    return Event.new("booking.updated", {
+        **new, "version": after["version"], "changed": changed,
+        "previous": {name: old[name] for name in changed}})
+
+
+def _updated_data(booking: asyncpg.Record) -> dict[str, Any]:
+    return {**booking_event_data(booking), "specialRequests": booking["special_requests"]}
 
 
 def _timestamp(moment: datetime | None) -> str | None:

@@ -46,8 +46,9 @@ class Claim:
 
 @dataclass(frozen=True)
 class Replay:
-    """The key was answered before: send this again."""
+    """The key was answered before: send this again (while it is still true of the booking)."""
 
+    booking_id: uuid.UUID
     status: int
     body: dict[str, Any]
 
@@ -70,7 +71,8 @@ async def claim(conn: asyncpg.Connection, *, user_id: str, key: str | None, body
         if existing["request_hash"] != body_hash:
             raise IdempotencyKeyReused()
         if existing["response_status"] is not None:
-            return Replay(existing["response_status"], _json(existing["response_body"]))
+            return Replay(existing["booking_id"], existing["response_status"],
+                          _json(existing["response_body"]))
         if existing["leased"] or existing["abandoned"]:
             # Abandoned: its hold is being released; once it is, the key is free again.
             raise IdempotencyKeyInUse()

@@ -1,5 +1,5 @@
-"""Background jobs: expire unpaid pending bookings, complete departed ones, release holds that no
-booking came of, forget old Idempotency-Keys.
+"""Background jobs: settle changes that did not end, expire unpaid pending bookings, complete
+departed ones, release holds that no booking came of, forget old Idempotency-Keys.
 
 Any number of booking processes may run them at once: each batch is taken with
 `FOR UPDATE SKIP LOCKED`, so a booking is handled by one runner, and each change goes through the
@@ -19,21 +19,22 @@ from aiohttp import web
 
 from booking import db
 from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
+from booking.changes import reassert
 from booking.config import Config
 from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
-from booking.states import Status, change_status
+from booking.payments import PaymentsClient
+from booking.states import EXPIRED_REASON, Status, change_status
 from common.periodic import CleanupContext, periodic_ctx
 
 log = structlog.get_logger(__name__)
 
-EXPIRED_REASON = "expired"
-
 
 class Jobs:
-    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, metrics: BookingMetrics,
-                 config: Config) -> None:
-        self._pool, self._catalog, self._metrics = pool, catalog, metrics
+    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, payments: PaymentsClient,
+                 metrics: BookingMetrics, config: Config) -> None:
+        self._pool, self._catalog, self._payments = pool, catalog, payments
+        self._metrics = metrics
         self._batch = config.jobs_batch_size
         self._hold_ttl = timedelta(seconds=config.hold_ttl)
         self._idempotency_ttl = timedelta(seconds=config.idempotency_ttl)
@@ -41,6 +42,7 @@ class Jobs:
     async def run_once(self) -> dict[str, int]:
         """One pass of every job; how many rows each handled."""
         return {
+            "changesSettled": await self.settle_changes(),
             "expired": await self.expire_due(),
             "completed": await self.complete_departed(),
             "holdsReleased": await self.release_abandoned_holds(),
@@ -83,6 +85,27 @@ class Jobs:
             if len(booking_ids) < self._batch:
                 return released
 
+    async def settle_changes(self, now: datetime | None = None) -> int:
+        """Changes of participants that did not end (the process died between catalog or
+        payments and the commit, or undoing failed): catalog's hold and payments' amount are set
+        to the booking as committed, one booking per transaction under its row lock. Stops at
+        the first booking they cannot be set for; the next pass resumes."""
+        moment = now or datetime.now(UTC)
+        settled = 0
+        for _ in range(self._batch):
+            async with self._pool.acquire() as conn, conn.transaction():
+                booking = await db.lock_unsettled_change(conn, moment)
+                if booking is None:
+                    break
+                if not await reassert(self._catalog, self._payments, booking):
+                    log.warning("booking_change_settle_failed", bookingId=str(booking["id"]))
+                    break
+                await db.clear_change(conn, booking["id"])
+                log.warning("booking_change_settled", bookingId=str(booking["id"]),
+                            participants=booking["participants"])
+                settled += 1
+        return settled
+
     async def forget_old_keys(self, now: datetime | None = None) -> int:
         before = (now or datetime.now(UTC)) - self._idempotency_ttl
         async with self._pool.acquire() as conn:
@@ -91,14 +114,17 @@ class Jobs:
     async def _expire_batch(self, conn: asyncpg.Connection, now: datetime) -> int:
         bookings = await db.lock_expired(conn, now, self._batch)
         for booking in bookings:
-            await apply(conn, booking, change_status(state_of(booking), Status.CANCELLED,
-                                                     reason=EXPIRED_REASON))
+            await apply(conn, booking, change_status(
+                state_of(booking), Status.CANCELLED, tour_date=booking["tour_date"],
+                today=now.date(), reason=EXPIRED_REASON))
         return len(bookings)
 
     async def _complete_batch(self, conn: asyncpg.Connection, today: date) -> int:
         bookings = await db.lock_departed(conn, today, self._batch)
         for booking in bookings:
-            await apply(conn, booking, change_status(state_of(booking), Status.COMPLETED))
+            await apply(conn, booking, change_status(state_of(booking), Status.COMPLETED,
+                                                     tour_date=booking["tour_date"],
+                                                     today=today))
         return len(bookings)
 
     async def _in_batches(self, batch: Callable[[asyncpg.Connection], Awaitable[int]],

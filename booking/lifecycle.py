@@ -47,6 +47,12 @@ def state_of(booking: asyncpg.Record) -> State:
     return State(Status(booking["status"]), PaymentStatus(booking["payment_status"]))
 
 
+def amount_paid(booking: asyncpg.Record) -> int:
+    """What the booking was paid, in minor units (recorded when it became paid; 0 before)."""
+    paid: int = booking["paid_amount"] if booking["paid_amount"] is not None else 0
+    return paid
+
+
 def utc_today() -> date:
     """The date departures are counted by, here as at catalog."""
     return datetime.now(UTC).date()
@@ -54,10 +60,12 @@ def utc_today() -> date:
 
 def transitions_for(booking: asyncpg.Record, viewer: Identity) -> dict[str, list[str]]:
     """The `allowedTransitions` one caller sees: the moves that caller may make."""
-    state = state_of(booking)
-    if viewer.is_admin:
-        return allowed_transitions(state)
-    return customer_transitions(state, tour_date=booking["tour_date"], today=utc_today())
+    state, tour_date, today = state_of(booking), booking["tour_date"], utc_today()
+    if viewer.is_manager:
+        moves = allowed_transitions(state, tour_date=tour_date, today=today)
+        # Payment moves are reconciliation, for admins; a manager moves the status only.
+        return moves if viewer.is_admin else {**moves, "paymentStatus": []}
+    return customer_transitions(state, tour_date=tour_date, today=today)
 
 
 async def change(conn: asyncpg.Connection, booking_id: uuid.UUID, plan: Plan) -> Changed:
@@ -85,7 +93,8 @@ async def apply(conn: asyncpg.Connection, booking: asyncpg.Record,
         conn, booking["id"], expected_status=before.status.value,
         expected_payment_status=before.payment_status.value, status=after.status.value,
         payment_status=after.payment_status.value, stamp=stamp.value if stamp else None,
-        reason=transition.reason, refunded_amount=transition.refunded_amount)
+        reason=transition.reason, refunded_amount=transition.refunded_amount,
+        paid_amount=transition.paid_amount)
     if updated is None:
         raise BookingMoved(f"booking {booking['id']} changed while this change was planned")
     if transition.event_type is not None:

@@ -20,6 +20,13 @@ class BookingMetrics:
                                  registry=registry)
         self.completed = Counter("bookings_completed_total", "Bookings completed", ["source"],
                                  registry=registry)
+        self.changed = Counter("bookings_changed_total", "Pending bookings changed "
+                               "(participants, contact, special requests)", ["source"],
+                               registry=registry)
+        self.payment_anomalies = Counter(
+            "booking_payment_anomalies_total", "payment.succeeded events refused because they "
+            "are not the booking's total: reason amount, currency or unverifiable (no amount); "
+            "alert on any", ["reason"], registry=registry)
 
     def count(self, transition: Transition, source: str) -> None:
         """Count the status change a committed transition made, if it made one."""

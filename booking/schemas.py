@@ -6,19 +6,22 @@ import re
 import unicodedata
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 import asyncpg
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic.alias_generators import to_camel
 
-from booking.lifecycle import transitions_for
+from booking.lifecycle import amount_paid, transitions_for
 from booking.states import PaymentStatus, Status
 from common.auth import Identity
 from common.http import Schema
@@ -74,6 +77,27 @@ class BookingIn(Schema):
     special_requests: Text | None = None
 
 
+class BookingPatch(Schema):
+    """A change of a pending booking: only what is sent changes; `specialRequests: null`
+    clears them."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    participants: int | None = Field(None, strict=True, ge=1, le=MAX_PARTICIPANTS, description=(
+        "At most the tour's maxGroupSize; more seats only if the departure has them free"))
+    contact: ContactIn | None = Field(None, description="Replaces the contact as a whole")
+    special_requests: Text | None = None
+
+    @model_validator(mode="after")
+    def _something_not_null(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of participants, contact, specialRequests")
+        for name in ("participants", "contact"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null")
+        return self
+
+
 class ListQuery(Schema):
     page: int = Field(1, ge=1, le=100_000)
     limit: int = Field(20, ge=1, le=100)
@@ -104,6 +128,19 @@ class StatusIn(Schema):
 
 class PaymentStatusIn(Schema):
     payment_status: PaymentStatus
+    refunded_amount: int | None = Field(None, strict=True, ge=1, description=(
+        "Minor units refunded so far: required with partially_refunded (more than before, "
+        "less than paid); with refunded, everything paid (the default)"))
+
+    @model_validator(mode="after")
+    def _amount_with_refunds_only(self) -> Self:
+        refunds = (PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+        if self.refunded_amount is not None and self.payment_status not in refunds:
+            raise ValueError("refundedAmount goes only with refunded or partially_refunded")
+        if self.refunded_amount is None and \
+                self.payment_status is PaymentStatus.PARTIALLY_REFUNDED:
+            raise ValueError("partially_refunded needs refundedAmount")
+        return self
 
 
 class ContactOut(Schema):
@@ -132,7 +169,10 @@ class BookingOut(Schema):
     special_requests: str | None
     status: Status
     payment_status: PaymentStatus
-    refunded_amount: int
+    paid_amount: int = Field(description="Minor units received (the total once paid; 0 before)")
+    refunded_amount: int = Field(description="Minor units refunded so far")
+    net_paid_amount: int = Field(description="paidAmount - refundedAmount: what the booking "
+                                             "keeps")
     expires_at: datetime = Field(description="When a pending booking releases its seats")
     confirmed_at: datetime | None
     cancelled_at: datetime | None
@@ -140,6 +180,8 @@ class BookingOut(Schema):
     cancellation_reason: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = Field(description=(
+        "Moves on with every change of the booking; its ETag, which PATCH needs in If-Match"))
     allowed_transitions: TransitionsOut = Field(description=(
         "The moves the caller may make from here: a traveller may only cancel, until the "
         "departure day (UTC); an administrator sees every move of the state machine"))
@@ -163,9 +205,17 @@ def booking_out(booking: asyncpg.Record, viewer: Identity) -> BookingOut:
         contact=ContactOut(name=booking["contact_name"], email=booking["contact_email"],
                            phone=booking["contact_phone"]),
         special_requests=booking["special_requests"], status=booking["status"],
-        payment_status=booking["payment_status"], refunded_amount=booking["refunded_amount"],
+        payment_status=booking["payment_status"], paid_amount=amount_paid(booking),
+        refunded_amount=booking["refunded_amount"],
+        net_paid_amount=max(0, amount_paid(booking) - booking["refunded_amount"]),
         expires_at=booking["expires_at"], confirmed_at=booking["confirmed_at"],
         cancelled_at=booking["cancelled_at"], completed_at=booking["completed_at"],
         cancellation_reason=booking["cancellation_reason"], created_at=booking["created_at"],
-        updated_at=booking["updated_at"],
+        updated_at=booking["updated_at"], version=booking["version"],
         allowed_transitions=TransitionsOut.model_validate(transitions_for(booking, viewer)))
+
+
+class UserBookingsQuery(Schema):
+    user_id: uuid.UUID
+    page: int = Field(1, ge=1, le=100_000)
+    limit: int = Field(20, ge=1, le=100)

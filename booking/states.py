@@ -57,6 +57,10 @@ EMITS: dict[Status, str] = {
 }
 
 
+# The cancellation reason of a pending booking the expiry job cancelled.
+EXPIRED_REASON = "expired"
+
+
 class InvalidTransition(Conflict):
     code = "INVALID_TRANSITION"
 
@@ -86,6 +90,7 @@ class Transition:
     after: State
     reason: str | None = None
     refunded_amount: int | None = None
+    paid_amount: int | None = None
 
     @property
     def status_changed(self) -> bool:
@@ -102,16 +107,28 @@ class Transition:
         return self.after.status if self.status_changed else None
 
 
-def allowed_transitions(state: State) -> dict[str, list[str]]:
+def allowed_transitions(state: State, *, tour_date: date, today: date) -> dict[str, list[str]]:
     """Every move open from here, per field: what an administrator may make (and what payment
     events and the jobs may make). A traveller sees `customer_transitions`."""
-    return {"status": [s.value for s in STATUS_MOVES[state.status]],
+    return {"status": [s.value for s in status_moves(state, tour_date=tour_date, today=today)],
             "paymentStatus": [p.value for p in PAYMENT_MOVES[state.payment_status]]}
 
 
 def has_departed(tour_date: date, today: date) -> bool:
     """From its own day on, a departure is past: `today` is the UTC date, as catalog counts."""
     return tour_date <= today
+
+
+def departure_date_passed(tour_date: date, today: date) -> bool:
+    """The departure's date is behind us (the day after it, UTC): the tour has taken place."""
+    return tour_date < today
+
+
+def status_moves(state: State, *, tour_date: date, today: date) -> tuple[Status, ...]:
+    """The machine's status moves from `state` on these dates: a booking is `completed` only
+    once its departure date has passed, whoever asks."""
+    return tuple(s for s in STATUS_MOVES[state.status]
+                 if s is not Status.COMPLETED or departure_date_passed(tour_date, today))
 
 
 def customer_transitions(state: State, *, tour_date: date, today: date) -> dict[str, list[str]]:
@@ -131,9 +148,14 @@ def _customer_status_moves(state: State, tour_date: date, today: date) -> tuple[
     return tuple(s for s in STATUS_MOVES[state.status] if s is Status.CANCELLED)
 
 
-def change_status(state: State, status: Status, *, reason: str | None = None) -> Transition:
-    if status not in STATUS_MOVES[state.status]:
-        raise InvalidTransition("status", state.status, status, STATUS_MOVES[state.status])
+def change_status(state: State, status: Status, *, tour_date: date, today: date,
+                  reason: str | None = None) -> Transition:
+    moves = status_moves(state, tour_date=tour_date, today=today)
+    if status not in moves:
+        why = None
+        if status is Status.COMPLETED and status in STATUS_MOVES[state.status]:
+            why = f"the departure date ({tour_date.isoformat()}) has not passed yet"
+        raise InvalidTransition("status", state.status, status, moves, why=why)
     return Transition(state, State(status, state.payment_status),
                       reason=reason if status is Status.CANCELLED else None)
 
@@ -148,11 +170,13 @@ def cancel_by_customer(state: State, *, tour_date: date, today: date,
             why = (f"the departure date ({tour_date.isoformat()}) has come and only an "
                    "administrator can cancel now")
         raise InvalidTransition("status", state.status, Status.CANCELLED, moves, why=why)
-    return change_status(state, Status.CANCELLED, reason=reason)
+    return change_status(state, Status.CANCELLED, tour_date=tour_date, today=today,
+                         reason=reason)
 
 
 def change_payment(state: State, payment_status: PaymentStatus, *,
-                   refunded_amount: int | None = None) -> Transition:
+                   refunded_amount: int | None = None,
+                   paid_amount: int | None = None) -> Transition:
     """A payment-status move; money received on a pending booking also confirms it.
 
     A payment that lands on a booking already cancelled (it expired while the customer paid) is
@@ -164,11 +188,12 @@ def change_payment(state: State, payment_status: PaymentStatus, *,
     status = state.status
     if payment_status is PaymentStatus.PAID and status is Status.PENDING:
         status = Status.CONFIRMED
-    return Transition(state, State(status, payment_status), refunded_amount=refunded_amount)
+    return Transition(state, State(status, payment_status), refunded_amount=refunded_amount,
+                      paid_amount=paid_amount)
 
 
-def refund_status(refunded_amount: int, total_amount: int) -> PaymentStatus:
+def refund_status(refunded_amount: int, paid_amount: int) -> PaymentStatus:
     """`refunded` once everything paid came back, `partially_refunded` before that."""
-    if refunded_amount >= total_amount:
+    if refunded_amount >= paid_amount:
         return PaymentStatus.REFUNDED
     return PaymentStatus.PARTIALLY_REFUNDED

@@ -1,26 +1,30 @@
-"""The currencies a tour may be priced in: ISO 4217 codes of currencies in circulation.
-
-Three capital letters are not enough: "EUD" (a typo) or "XXX" (ISO's "no currency") would be
-stored, shown and only fail when a traveller pays. ISO's fund codes (BOV, CHE, USN...), precious
-metals (XAU...), and its testing and "no currency" codes (XTS, XXX) price nothing, and withdrawn
-codes (HRK, SLL, ZWL...) nothing any more. When ISO adds a currency, add its code here.
-"""
+"""The currencies a tour may be priced in, and their minor units, from Babel's copy of the Unicode
+CLDR: the ISO 4217 codes that are legal tender in some territory on a given day. Funds, metals,
+ISO's testing and "no currency" codes, and withdrawn codes (BGN since the euro) price nothing."""
 
 from __future__ import annotations
 
-ISO_4217 = frozenset({
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD",
-    "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN",
-    "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF",
-    "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS",
-    "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR",
-    "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW",
-    "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
-    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD",
-    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN",
-    "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
-    "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT",
-    "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VED",
-    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW",
-    "ZWG",
-})
+import functools
+from datetime import UTC, date, datetime
+
+from babel.core import get_global
+from babel.numbers import get_currency_precision, get_territory_currencies
+
+
+@functools.lru_cache(maxsize=4)
+def in_circulation(on: date) -> frozenset[str]:
+    """Every code that is legal tender somewhere on `on`."""
+    return frozenset(code for territory in get_global("territory_currencies")
+                     for code in get_territory_currencies(territory, on, tender=True))
+
+
+def is_in_circulation(code: str) -> bool:
+    return code in in_circulation(datetime.now(UTC).date())
+
+
+def minor_units(code: str) -> int:
+    """Digits after the decimal point of a price in `code`: 8999 EUR is 89.99, 8999 JPY is 8999,
+    8999 KWD is 8.999. Only for codes `is_in_circulation` accepts (Babel answers 2 for any other
+    string)."""
+    digits: int = get_currency_precision(code)
+    return digits

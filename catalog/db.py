@@ -439,6 +439,12 @@ async def set_hold_state(conn: asyncpg.Connection, booking_id: uuid.UUID, state:
             WHERE booking_id = $1""", booking_id, state, release_reason)
 
 
+async def set_hold_seats(conn: asyncpg.Connection, booking_id: uuid.UUID, seats: int) -> None:
+    await conn.execute(
+        "UPDATE seat_holds SET seats = $2, updated_at = now() WHERE booking_id = $1",
+        booking_id, seats)
+
+
 async def departure_counters(conn: asyncpg.Connection,
                              departure_id: uuid.UUID) -> asyncpg.Record:
     return await conn.fetchrow(
@@ -455,6 +461,19 @@ async def take_seats(conn: asyncpg.Connection, departure_id: uuid.UUID,
             WHERE d.id = $1 AND t.id = d.tour_id AND d.is_active
               AND d.held + d.booked + $2 <= d.capacity
             RETURNING {SEAT_COUNTERS}""", departure_id, seats)
+
+
+async def add_seats(conn: asyncpg.Connection, departure_id: uuid.UUID, *, held: int,
+                    booked: int) -> asyncpg.Record | None:
+    """More seats for a hold that has some (held, or booked once paid), on an active departure,
+    if they are free; no row when they are not. The same single conditional UPDATE as
+    `take_seats`."""
+    return await conn.fetchrow(
+        f"""UPDATE departures d SET held = d.held + $2, booked = d.booked + $3,
+                   updated_at = now() FROM tours t
+            WHERE d.id = $1 AND t.id = d.tour_id AND d.is_active
+              AND d.held + d.booked + $2 + $3 <= d.capacity
+            RETURNING {SEAT_COUNTERS}""", departure_id, held, booked)
 
 
 async def book_held_seats(conn: asyncpg.Connection, departure_id: uuid.UUID,

@@ -30,5 +30,6 @@ def setup_routes(app: web.Application) -> None:
 
     router.add_post("/internal/holds", holds.create_hold)
     router.add_get("/internal/holds/{booking}", holds.get_hold)
+    router.add_post("/internal/holds/{booking}/resize", holds.resize_hold)
     router.add_post("/internal/holds/{booking}/confirm", holds.confirm_hold)
     router.add_post("/internal/holds/{booking}/release", holds.release_hold)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from catalog.currencies import ISO_4217
+from catalog.currencies import is_in_circulation
 from catalog.slugs import MAX_LENGTH, PATTERN, looks_like_id
 from common.http import Schema
 
@@ -35,7 +36,7 @@ def _not_an_id(value: str) -> str:
 
 
 def _iso_currency(value: str) -> str:
-    if value not in ISO_4217:
+    if not is_in_circulation(value):
         raise ValueError("must be the ISO 4217 code of a currency in circulation, such as EUR, "
                          "USD or GBP")
     return value
@@ -47,8 +48,13 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def _iso_date(value: Any) -> Any:
     # Lax parsing would read 1893456000 as a Unix time (a departure on 2030-01-01) and answer
     # "20270314" with a message about datetimes: dates are YYYY-MM-DD on the wire (DESIGN §2).
-    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+    if isinstance(value, date):
         return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        # The date itself, not its text: request bodies are validated strictly, and a strict
+        # date takes no string that a validator hands on.
+        with contextlib.suppress(ValueError):  # 2027-02-30
+            return date.fromisoformat(value)
     raise ValueError("must be a date as YYYY-MM-DD")
 
 
@@ -251,6 +257,8 @@ class TourOut(Schema):
     description: str
     price: int = Field(description="Minor units, per person")
     currency: str
+    currency_digits: int = Field(description=(
+        "Digits of the currency's minor unit: a price of 8999 is 89.99 with 2, 8999 with 0"))
     duration: int
     duration_unit: DurationUnit
     difficulty: Difficulty
@@ -374,6 +382,12 @@ class HoldIn(Schema):
                                                 "field participants, as booking calls it)")
     expires_at: AwareDatetime = Field(description="When booking will give up on the booking; "
                                                   "the sweeper releases the hold some time after")
+
+
+class HoldResizeIn(Schema):
+    seats: int = Field(strict=True, description=(
+        "What the booking holds from now on: 1 to the tour's maxGroupSize (errors name the "
+        "field participants)"))
 
 
 class HoldOut(Schema):

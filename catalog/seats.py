@@ -1,5 +1,5 @@
-"""The seat model: holds taken, confirmed and released by booking id, each change applied at most
-once, and `held + booked <= capacity` on every departure under any concurrency.
+"""The seat model: holds taken, resized, confirmed and released by booking id, each change applied
+at most once, and `held + booked <= capacity` on every departure under any concurrency.
 
 Every function runs in its caller's transaction (a request's, or the consumer's that records the
 event as processed) and writes its availability events there too. Seats are only ever added by a
@@ -41,14 +41,16 @@ LONGEST_HOLD = timedelta(days=7)
 @dataclass(frozen=True)
 class Outcome:
     """The hold as it is now (`db.hold_view`) and what this call changed: "held", "booked",
-    "released", or None when the call found the change already made."""
+    "released", or None when the call found the change already made; `moved` counts the seats
+    that changed when they are not the hold's all (a resize)."""
 
     hold: asyncpg.Record
     change: str | None
+    moved: int | None = None
 
     @property
     def seats(self) -> int:
-        seats: int = self.hold["seats"]
+        seats: int = self.hold["seats"] if self.moved is None else self.moved
         return seats
 
 
@@ -147,6 +149,49 @@ async def release(conn: asyncpg.Connection, booking_id: uuid.UUID, *,
     await db.set_hold_state(conn, booking_id, "released", release_reason=reason)
     await record_availability(conn, after.before(held=-held, booked=-booked), after)
     return Outcome(await get(conn, booking_id), "released")
+
+
+async def resize(conn: asyncpg.Connection, booking_id: uuid.UUID, seats: int, *,
+                 now: datetime) -> Outcome:
+    """The booking holds `seats` from now on, in the state its hold is in (held, or booked once
+    paid): more only if they are free on the departure, still active and ahead; fewer always.
+    The target is absolute, so asking for the same size again changes nothing.
+    """
+    locked = await db.lock_hold(conn, booking_id)
+    if locked is None:
+        raise HoldNotFound(details={"bookingId": str(booking_id)})
+    if locked["state"] == "released":
+        raise HoldReleased(details={"bookingId": str(booking_id)})
+    hold = await get(conn, booking_id)
+    delta = seats - locked["seats"]
+    if delta == 0:
+        return Outcome(hold, None)
+    if not 1 <= seats <= hold["max_group_size"]:
+        raise invalid("participants", f"must be between 1 and {hold['max_group_size']} "
+                                      "(the most one booking may take on this tour)")
+    held = locked["state"] == "held"
+    more_held, more_booked = (delta, 0) if held else (0, delta)
+    if delta > 0:
+        if hold["tour_date"] <= now.date():
+            raise DepartureInPast(hold["tour_date"])
+        added = await db.add_seats(conn, locked["departure_id"], held=more_held,
+                                   booked=more_booked)
+        if added is None:
+            current = Counters.of(await db.departure_counters(conn, locked["departure_id"]))
+            if not current.is_active:
+                raise DepartureNotFound(
+                    f"The departure on {current.date.isoformat()} is closed to new seats",
+                    details={"tourId": str(current.tour_id),
+                             "tourDate": current.date.isoformat()})
+            raise InsufficientAvailability(current.available, delta, current.date)
+        after = Counters.of(added)
+    else:
+        after = Counters.of(await db.free_seats(conn, locked["departure_id"],
+                                                held=-more_held, booked=-more_booked))
+    await db.set_hold_seats(conn, booking_id, seats)
+    await record_availability(conn, after.before(held=more_held, booked=more_booked), after)
+    change = "released" if delta < 0 else "held" if held else "booked"
+    return Outcome(await get(conn, booking_id), change, moved=abs(delta))
 
 
 async def get(conn: asyncpg.Connection, booking_id: uuid.UUID) -> asyncpg.Record:

@@ -1,5 +1,6 @@
 """Access-token verification for every service: the public key from a file or a JWKS URL, the
-identity a request carries, role and owner checks, and the service credential for `/internal`."""
+identity a request carries, the revocation list, role and owner checks, and the service credential
+for `/internal`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import jwt
@@ -22,6 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from common.errors import Forbidden, Unauthorized, Unavailable
+
+if TYPE_CHECKING:
+    from common.revocation import RevocationList
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +45,16 @@ class TokenInvalid(Unauthorized):
     code, message = "AUTH_TOKEN_INVALID", "The access token is not valid"
 
 
+class TokenRevoked(Unauthorized):
+    code, message = "AUTH_TOKEN_REVOKED", "The access token has been revoked; log in again"
+
+
 class AdminOnly(Forbidden):
     code, message = "FORBIDDEN_ADMIN_ONLY", "This action is reserved to administrators"
+
+
+class ManagersOnly(Forbidden):
+    code, message = "FORBIDDEN_ROLE", "This action is reserved to managers and administrators"
 
 
 class NotOwner(Forbidden):
@@ -62,13 +74,22 @@ class Identity:
     role: str
     session_id: str | None
     token_id: str
+    token_version: int = 0
+    """The user's token version when the token was issued (claim `ver`): a role change or a
+    disable raises it, and revokes the tokens issued below it."""
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def is_manager(self) -> bool:
+        """Runs tours, departures and bookings: a manager, or an admin (who may do all of it)."""
+        return self.role in ("manager", "admin")
+
     def may_access(self, owner_id: object) -> bool:
-        return self.is_admin or str(owner_id) == self.user_id
+        """The owner, or staff: managers and admins see every booking, payment and message."""
+        return self.is_manager or str(owner_id) == self.user_id
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -201,21 +222,31 @@ class TokenVerifier:
     verified it is still the key its `kid` names, so a key rotated out invalidates every token it
     signed, at once. The memory holds at most `cache_size` tokens, the oldest leaving first;
     tokens that fail are never remembered, so forged ones cannot crowd out good ones.
+
+    With a revocation list, every token, remembered or not, is also looked up there (a local
+    lookup, no network): a revoked one is refused with AUTH_TOKEN_REVOKED.
     """
 
     REQUIRED = ("sub", "email", "role", "jti", "exp", "iat", "iss", "aud")
 
     def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 5.0,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, revocations: RevocationList | None = None) -> None:
         self._keys, self._issuer, self._audience, self._leeway = keys, issuer, audience, leeway
         self._cache_size = cache_size
         self._verified: dict[str, _Verified] = {}
+        self.revocations = revocations
 
     def __len__(self) -> int:
         """How many verified tokens are remembered."""
         return len(self._verified)
 
     async def verify(self, token: str) -> Identity:
+        identity = await self._verified_identity(token)
+        if self.revocations is not None and self.revocations.is_revoked(identity):
+            raise TokenRevoked()
+        return identity
+
+    async def _verified_identity(self, token: str) -> Identity:
         cached = self._verified.get(token)
         if cached is not None:
             if (time.time() <= cached.valid_until
@@ -246,9 +277,12 @@ class TokenVerifier:
             raise TokenInvalid() from exc
         if claims.get("type", "access") != "access":
             raise TokenInvalid()
+        version = claims.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TokenInvalid()
         identity = Identity(user_id=str(claims["sub"]), email=str(claims["email"]),
                             role=str(claims["role"]), session_id=claims.get("sid"),
-                            token_id=str(claims["jti"]))
+                            token_id=str(claims["jti"]), token_version=version)
         if self._cache_size > 0:
             while len(self._verified) >= self._cache_size:
                 del self._verified[next(iter(self._verified))]  # the oldest entry
@@ -287,6 +321,12 @@ def require_admin(identity: Identity) -> None:
         raise AdminOnly()
 
 
+def require_manager(identity: Identity) -> None:
+    """A manager or an admin; a customer gets 403 FORBIDDEN_ROLE."""
+    if not identity.is_manager:
+        raise ManagersOnly()
+
+
 def require_owner(identity: Identity, owner_id: object) -> None:
     """The resource's user or an admin; anyone else gets 403."""
     if not identity.may_access(owner_id):
@@ -304,15 +344,16 @@ def check_service_credential(request: web.Request) -> None:
 
 
 def verifier_from_config(public_key_file: str | None, jwks_url: str | None, issuer: str,
-                         audience: str,
-                         session: aiohttp.ClientSession | None = None) -> TokenVerifier:
+                         audience: str, session: aiohttp.ClientSession | None = None, *,
+                         jwks_min_refresh: float = 10.0,
+                         revocations: RevocationList | None = None) -> TokenVerifier:
     """A file wins over a JWKS URL; one of them is required."""
     keys: KeySource
     if public_key_file and Path(public_key_file).exists():
         keys = StaticKeys.from_files(public_key_file)
     elif jwks_url and session is not None:
-        keys = JwksKeys(jwks_url, session)
+        keys = JwksKeys(jwks_url, session, min_refresh=jwks_min_refresh)
     else:
         raise ValueError(
             f"no JWT public key: {public_key_file} does not exist and JWKS_URL is not set")
-    return TokenVerifier(keys, issuer=issuer, audience=audience)
+    return TokenVerifier(keys, issuer=issuer, audience=audience, revocations=revocations)

@@ -1,4 +1,5 @@
-"""PostgreSQL access: an asyncpg pool opened in a cleanup context, and versioned SQL migrations.
+"""PostgreSQL access: an asyncpg pool opened in a cleanup context, versioned SQL migrations, and
+a lost database answered as 503.
 
 Migrations are `NNN_name.sql` files in named sources (a service's folder, the bus's outbox tables),
 each applied once, in order, in its own transaction, recorded in `schema_migrations`, under an
@@ -19,6 +20,9 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from common.errors import AppError, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -152,6 +156,46 @@ def pool_ctx(dsn: str, *, max_size: int = 10,
             pool.terminate()
 
     return ctx
+
+
+# The database went away under a request: its connection was cut, or the server is restarting,
+# shutting down, refusing or full. Not the request's fault, and worth retrying shortly.
+DATABASE_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError, ConnectionError)
+DATABASE_RETRY_AFTER = 5
+
+
+class DatabaseUnavailable(Unavailable):
+    message = "The service cannot reach its database right now; try again shortly"
+
+
+def database_lost(exc: BaseException) -> bool:
+    """The error, or one it was raised while handling (asyncpg's "the underlying connection is
+    closed" when a transaction ends on a cut connection), is the database going away."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DATABASE_LOST):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@web.middleware
+async def database_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A service middleware (`service_app(middlewares=[...])`): a request that lost the database
+    answers 503 with `Retry-After`, in the envelope, instead of 500."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        # An error of the service's own (a 409, say) stays what it is, whatever it followed.
+        if isinstance(exc, AppError) or not database_lost(exc):
+            raise
+        log.warning("database_unavailable", error=repr(exc))
+        raise DatabaseUnavailable(
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)}) from exc
 
 
 async def ping(pool: asyncpg.Pool) -> None:

@@ -21,6 +21,8 @@ REDACTED = "[redacted]"
 _HANDLER_NAME = "tourbook"
 _RECORD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Lines logged before configure_logging, written by it. Process-wide, as logging itself is.
+_EARLY: list[tuple[str, str, str, dict[str, Any]]] = []
 _SECRET_KEY = re.compile(
     r"(password|passwd|passwordhash|secret|token|tokens|authorization|cookie|apikey)$")
 
@@ -71,6 +73,19 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto",
     # The request_context middleware writes the one line per request; aiohttp's access log would
     # repeat it with the raw query string, where a token may travel (WebSocket URLs).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    while _EARLY:
+        name, early_level, event, fields = _EARLY.pop(0)
+        log_at_start(name, early_level, event, **fields)
+
+
+def log_at_start(logger: str, level: str, event: str, **fields: Any) -> None:
+    """Log now if logging is configured, else as soon as `configure_logging` runs: a service
+    reads its settings, logging's among them, before it can configure logging."""
+    if any(h.get_name() == _HANDLER_NAME for h in logging.getLogger().handlers):
+        structlog.get_logger(logger).log(logging.getLevelNamesMapping()[level.upper()], event,
+                                         **fields)
+    else:
+        _EARLY.append((logger, level, event, fields))
 
 
 def bind(**values: Any) -> None:

@@ -12,9 +12,24 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
+
+from common.http.server import ServiceRunner
+
 T = TypeVar("T")
+
+
+class ServiceTestServer(TestServer):
+    """aiohttp's `TestServer` on the runner every service runs on: an app under test is served
+    as in production, its parser's refusals in the envelope included."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return ServiceRunner(self.app, **kwargs)
 
 
 # Two signatures so that mypy types an async check (`lambda: pool.fetchval(...)`) as well as a plain
@@ -101,3 +116,63 @@ def register(auth_url: str, first_name: str, *, phone: str | None = None) -> dic
 def bearer(who: dict[str, Any]) -> dict[str, str]:
     """The Authorization header of an account from `register` or a login."""
     return {"Authorization": f"Bearer {who['accessToken']}"}
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+    raw: bytes
+    """Everything the server sent, interim answers included."""
+    interim: list[int] = field(default_factory=list)
+    """The statuses of the interim (1xx) answers that came first, such as 100 Continue."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def exchange(port: int, data: bytes, *, host: str = "127.0.0.1",
+                   timeout: float = 30) -> RawResponse:  # noqa: ASYNC109 - a read deadline
+    """Write `data` byte for byte on a connection of its own (no client library to normalise or
+    refuse it) and read until the server closes: the request should say `Connection: close`."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        async with asyncio.timeout(timeout):
+            raw = await reader.read(-1)
+    finally:
+        writer.close()
+    return parse_response(raw)
+
+
+def parse_response(raw: bytes) -> RawResponse:
+    rest, interim = raw, []
+    while True:
+        head, _, payload = rest.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split()[1])
+        if status >= 200:
+            break
+        interim.append(status)
+        rest = payload
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers.add(name.strip(), value.strip())
+    if headers.get("Transfer-Encoding", "").lower() == "chunked":
+        payload = _dechunk(payload)
+    return RawResponse(status, headers, payload, raw, interim)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return bytes(out)

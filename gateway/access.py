@@ -1,5 +1,6 @@
-"""Who may pass: public routes need no token, admin rules need an admin, everything else a valid
-access token. Paths are checked as sent; ambiguous spellings are refused before any rule runs."""
+"""Who may pass: public routes need no token, admin rules an admin, manager rules a manager or an
+admin, everything else a valid access token that is not revoked. Paths are checked as sent;
+ambiguous spellings are refused before any rule runs."""
 
 from __future__ import annotations
 
@@ -53,11 +54,10 @@ async def identify(request: web.Request) -> auth.Identity | None:
 
 
 class Access:
-    def __init__(self, public: Rules, admin: Rules, pages: frozenset[str] = frozenset()) -> None:
-        self.public, self.admin, self.pages = public, admin, pages
+    def __init__(self, public: Rules, manager: Rules, admin: Rules) -> None:
+        self.public, self.manager, self.admin = public, manager, admin
 
-    async def enforce(self, request: web.Request, service: str) -> auth.Identity | None:
-        """The caller's identity, when the rules want or allow one for this path of `service`."""
+    async def enforce(self, request: web.Request) -> auth.Identity | None:
         # HEAD reads what GET reads; it is never a way around a rule on GET.
         method = "GET" if request.method == "HEAD" else request.method
         path = request.path
@@ -65,8 +65,10 @@ class Access:
             identity = await self._required(request)
             auth.require_admin(identity)
             return identity
-        if service in self.pages:
-            return None  # pages check their own session cookie; a token means nothing to them
+        if self.manager.any(method, path):
+            identity = await self._required(request)
+            auth.require_manager(identity)
+            return identity
         if self.public.any(method, path):
             return await identify(request)
         return await self._required(request)

@@ -13,12 +13,13 @@ from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH, Health
 from common.http.metrics import METRICS
 from common.http.middleware import MAX_BODY_BYTES
+from common.http.server import AUTO_DECOMPRESS
 from gateway import cors, docs, limits, websocket
 from gateway.access import ACCESS, Access
 from gateway.config import Config
-from gateway.proxy import ROUTES
+from gateway.methods import METHODS, UpstreamMethods, methods_ctx
 from gateway.routes import setup_routes
-from gateway.table import Limits, RouteTable, Rules
+from gateway.table import ROUTES, Limits, RouteTable, Rules
 from gateway.upstreams import UPSTREAMS, Upstream, upstreams_ctx
 from gateway.views import export_breaker_states
 
@@ -30,14 +31,17 @@ def create_app(config: Config) -> web.Application:
                       openapi=docs.openapi_view)
     public = Rules.parse(config.public_routes)
     app[MAX_BODY_BYTES] = config.max_upload_bytes
+    app[AUTO_DECOMPRESS] = False  # the proxy decodes request bodies itself (gateway.bodies)
     app[HEALTH] = Health(config.service, timeout=config.health_timeout, section="services")
     app[ROUTES] = RouteTable.parse(config.routes, config.upstream_urls(), config.default_timeout)
-    app[ACCESS] = Access(public, Rules.parse(config.admin_routes), frozenset(config.page_services))
+    app[ACCESS] = Access(public, Rules.parse(config.manager_routes),
+                         Rules.parse(config.admin_routes))
     app[cors.ORIGINS] = frozenset(config.cors_origins)
     app[limits.TRUSTED] = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
+    app[METHODS] = UpstreamMethods()
     app.cleanup_ctx.extend([verifier_ctx(config), upstreams_ctx(config),
                             limits.limiter_ctx(config, Limits.parse(config.rate_limits), public),
-                            _observe_ctx()])
+                            _observe_ctx(), methods_ctx()])
     app.on_response_prepare.extend([cors.add_headers, limits.add_headers])
     websocket.setup(app)
     setup_routes(app)

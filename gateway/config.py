@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from common.config import BaseConfig, CsvList
+from common.config import Alias, BaseConfig, CsvList
 from gateway.table import Limits, RouteTable, Rule
 
 SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime", "web")
@@ -34,33 +34,41 @@ def _split_rules(value: Any) -> Any:
 RuleList = Annotated[tuple[str, ...], BeforeValidator(_split_rules)]
 
 DEFAULT_ROUTES = (
-    "/api/auth=auth", "/api/tours=catalog", "/api/categories=catalog",
-    "/api/destinations=catalog", "/api/bookings=booking", "/api/payments=payments",
-    "/webhooks=payments:10", "/api/notifications=notify", "/ws=realtime",
-    # The pages take every other path; an unknown API path stays a 404 of the gateway's.
-    "/=web:10", "/api=-",
+    "/api/auth=auth", "/api/admin/users=auth", "/api/tours=catalog+stale",
+    "/api/categories=catalog+stale", "/api/destinations=catalog+stale", "/api/bookings=booking",
+    "/api/payments=payments", "/webhooks=payments:10", "/api/webhooks=payments:10",
+    "/api/notifications=notify", "/ws=realtime", "upgrade:/ws=realtime", "upgrade:/=realtime/ws",
+    # The pages take every other path (a WebSocket handshake on `/` stays realtime's, above);
+    # an unknown API path stays a 404 of the gateway's.
+    "/=web:10+page", "/api=-",
 )
 DEFAULT_PUBLIC = (
     "POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
     "GET /api/auth/.well-known/jwks.json",
     "GET /api/tours/**", "GET /api/categories/**", "GET /api/destinations/**",
     "GET /api/payments/config", "POST /webhooks/stripe", "GET /ws",
+    "POST /api/webhooks/stripe", "GET /",
+)
+DEFAULT_MANAGER = (
+    "POST,PUT,PATCH,DELETE /api/tours/**", "POST,PUT,PATCH,DELETE /api/categories/**",
+    "POST,PUT,PATCH,DELETE /api/destinations/**", "PATCH /api/bookings/*/status",
 )
 DEFAULT_ADMIN = (
-    "POST,PUT,PATCH,DELETE /api/tours/**", "POST,PUT,PATCH,DELETE /api/categories/**",
-    "POST,PUT,PATCH,DELETE /api/destinations/**",
-    "PATCH /api/bookings/*/status", "PATCH /api/bookings/*/payment-status",
+    "GET,POST,PUT,PATCH,DELETE /api/admin/**", "PATCH /api/bookings/*/payment-status",
     "POST /api/payments/*/refund",
 )
 # `/` is the pages' policy (and the WebSocket's, the docs'): reading pages never spends the API's
 # per-address budget, which `/api` keeps.
 DEFAULT_RATE_LIMITS = ("/=300/300", "/api=100/900", "/api/auth=10/900", "/api/payments=20/60",
-                       "/webhooks=600/60")
+                       "/webhooks=600/60", "/api/webhooks=600/60")
 
 
 class Config(BaseConfig):
     service: ClassVar[str] = "gateway"
     env_prefix: ClassVar[str] = "GATEWAY_"
+    aliases: ClassVar[tuple[Alias, ...]] = (
+        *BaseConfig.aliases, Alias(("CORS_ORIGIN",), "cors_origins"),
+        Alias(("ALLOWED_ORIGINS",), "cors_origins"))
 
     port: int = Field(8080, ge=0, le=65535)
     auth_url: str = Field("http://127.0.0.1:3005", alias="AUTH_URL")
@@ -72,11 +80,14 @@ class Config(BaseConfig):
     web_url: str = Field("http://127.0.0.1:3008", alias="WEB_URL")
 
     routes: CsvList = Field(DEFAULT_ROUTES, description=(
-        "prefix=service[:timeout seconds], longest prefix wins; paths pass unchanged; "
-        "prefix=- routes nothing under the prefix (404)"))
+        "prefix=service[:timeout seconds][+stale][+page], longest prefix wins, paths "
+        "unchanged; prefix=- routes nothing under the prefix (404); "
+        "upgrade:prefix=service[/path][:timeout seconds] for WebSocket handshakes"))
     default_timeout: float = Field(5.0, gt=0, description="Upstream timeout when a route sets none")
     public_routes: RuleList = Field(DEFAULT_PUBLIC, description=(
         "METHODS /pattern reachable without a token; * is one segment, ** any rest"))
+    manager_routes: RuleList = Field(DEFAULT_MANAGER, description=(
+        "METHODS /pattern for managers and admins"))
     admin_routes: RuleList = Field(DEFAULT_ADMIN, description="METHODS /pattern for admins only")
     rate_limits: CsvList = Field(DEFAULT_RATE_LIMITS, description=(
         "prefix=limit/window seconds, longest prefix wins; per user on routes that need a "
@@ -85,10 +96,7 @@ class Config(BaseConfig):
         "Seconds a rate-limit decision waits for Redis; past it the local bucket decides"))
     rate_limit_exempt: CsvList = Field(("/health", "/metrics", "/static"), description=(
         "prefixes never rate limited (probes, scrapes, the pages' static files)"))
-    page_services: CsvList = Field(("web",), description=(
-        "services whose pages check their own session: every request routed to one is public "
-        "here, with no identity passed on"))
-    user_limit_exempt: CsvList = Field(("/webhooks",), description=(
+    user_limit_exempt: CsvList = Field(("/webhooks", "/api/webhooks"), description=(
         "prefixes limited per client IP even when a token comes with the request"))
     page_clients: CsvList = Field((), description=(
         "CIDRs of the page services (web) themselves: their reads are not rate limited, the page "
@@ -123,7 +131,7 @@ class Config(BaseConfig):
         RouteTable.parse(lines, SERVICES, default_timeout=1.0)
         return lines
 
-    @field_validator("public_routes", "admin_routes")
+    @field_validator("public_routes", "manager_routes", "admin_routes")
     @classmethod
     def _valid_rules(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
         for line in lines:

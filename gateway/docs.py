@@ -8,21 +8,20 @@ import asyncio
 import importlib.util
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from common.errors import NotFound
 from common.http.openapi import ERROR_SCHEMA, SECURITY_SCHEMES, build_openapi
 from gateway.access import ACCESS, Access
-from gateway.proxy import ROUTES
-from gateway.table import RouteTable, prefix_matches
-from gateway.upstreams import UPSTREAMS, Upstream
+from gateway.table import ROUTES, RouteTable, prefix_matches
+from gateway.upstreams import UPSTREAMS, fetch_openapi
 
 Document = dict[str, Any]
+_ExpectHandler = Callable[[web.Request], Awaitable[None]]
 
 TITLE = "tourbook API"
 FETCH_TIMEOUT = 3.0  # per service; a slow one is left out rather than holding the page up
@@ -115,12 +114,15 @@ def _as_forwarded(operation: dict[str, Any], method: str, path: str, access: Acc
     responses = operation.setdefault("responses", {})
     wanted = method.upper()
     admin = access.admin.any(wanted, path)
-    if admin or not access.public.any(wanted, path):
+    manager = access.manager.any(wanted, path)
+    if admin or manager or not access.public.any(wanted, path):
         if not operation.get("security"):
             operation["security"] = [{"bearerAuth": []}]
-        responses.setdefault("401", _error("Missing, expired or invalid access token"))
+        responses.setdefault("401", _error("Missing, expired, invalid or revoked access token"))
     if admin:
         responses.setdefault("403", _error("Admins only"))
+    elif manager:
+        responses.setdefault("403", _error("Managers and admins only"))
     for status, description in GATEWAY_ERRORS.items():
         responses.setdefault(status, _error(description))
 
@@ -227,27 +229,6 @@ def merge(gateway: Document, services: dict[str, Document], problems: dict[str, 
     return document
 
 
-async def fetch(upstream: Upstream, timeout: float) -> Document | str:  # noqa: ASYNC109 - one per service
-    """A service's document, or why there is none (it is then left out, never an error)."""
-    try:
-        async with (asyncio.timeout(timeout),
-                    upstream.session.get(upstream.url + "/openapi.json", headers={
-                        "Accept": "application/json", "Accept-Encoding": "identity"}) as resp):
-            if resp.status != 200:
-                return f"HTTP {resp.status}"
-            document = await resp.json(content_type=None)
-    except TimeoutError:
-        return f"no answer within {timeout:g}s"
-    except (aiohttp.ClientError, OSError):
-        return "unreachable"
-    except ValueError:
-        return "not JSON"
-    if not (isinstance(document, dict) and str(document.get("openapi", "")).startswith("3.1")
-            and isinstance(document.get("paths"), dict)):
-        return "no OpenAPI 3.1 document"
-    return document
-
-
 class ApiDocs:
     """The merged document, rebuilt at most every `ttl` seconds, by one request at a time (the
     others wait for it rather than asking every service again)."""
@@ -266,10 +247,9 @@ class ApiDocs:
 
     async def _build(self, app: web.Application) -> Document:
         routes, upstreams = app[ROUTES], app[UPSTREAMS]
-        pages = app[ACCESS].pages  # pages are not part of the API
-        names = [name for name in upstreams if name not in pages
-                 and any(r.service == name for r in routes.routes)]
-        results = await asyncio.gather(*(fetch(upstreams[n], self.timeout) for n in names))
+        names = routes.api_services()  # pages are not part of the API
+        results = await asyncio.gather(*(fetch_openapi(upstreams[n], self.timeout)
+                                       for n in names))
         services = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, dict)}
         problems = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, str)}
         own = build_openapi(app, title=TITLE)
@@ -330,10 +310,10 @@ async def docs_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPPermanentRedirect("/docs")
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, expect_handler: _ExpectHandler | None = None) -> None:
     """The `/docs` routes (the gateway's own, so no access rule applies to them) and the cache
     behind `/openapi.json`."""
     app[DOCS] = ApiDocs()
-    app.router.add_get("/docs", docs_page)
-    app.router.add_get("/docs/", docs_slash)
-    app.router.add_get("/docs/{name}", docs_asset)
+    app.router.add_get("/docs", docs_page, expect_handler=expect_handler)
+    app.router.add_get("/docs/", docs_slash, expect_handler=expect_handler)
+    app.router.add_get("/docs/{name}", docs_asset, expect_handler=expect_handler)

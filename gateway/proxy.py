@@ -1,26 +1,30 @@
 """The reverse proxy: request and response bodies streamed, headers cleaned and added, every
-upstream call behind its circuit breaker, and stale catalog answers when catalog is down."""
+upstream call behind its circuit breaker, and stale answers (on the routes that keep them) when
+their service is down."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from common.auth import Identity
-from common.errors import AppError, BadRequest, NotFound, PayloadTooLarge, Unavailable
+from common.errors import AppError, NotFound, PayloadTooLarge, Unavailable
+from common.http.bodies import ClientGone, MalformedBody, content_coding, unreadable
 from common.http.middleware import CLIENT_IP, MAX_BODY_BYTES, REQUEST_ID_KEY
 from common.resilience import CircuitOpenError
 from gateway.access import ACCESS, check_request_line
-from gateway.table import Route, RouteTable
+from gateway.bodies import Decoder
+from gateway.methods import METHODS
+from gateway.table import ROUTES, Route
 from gateway.upstreams import STALE, UPSTREAMS, CachedResponse, Upstream
 from gateway.websocket import relay
 
@@ -38,12 +42,11 @@ GATEWAY_OWNED = frozenset(h.lower() for h in (
 METHOD_OVERRIDES = frozenset(h.lower() for h in (
     "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"))
 RESPONSE_DROPPED = frozenset({"x-request-id", "content-length", "server", "date"})
-# The gateway's server decodes request bodies sent with these (aiohttp's parser does), so what is
-# read is no longer what the header describes.
-DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
+# Bodies go upstream plain (decoded here when they came compressed), and a 100-continue
+# expectation is the gateway's to answer.
+REQUEST_BODY_HEADERS = frozenset({"content-encoding", "expect"})
 CHUNK = 64 * 1024
 
-ROUTES: web.AppKey[RouteTable] = web.AppKey("route_table", RouteTable)
 CLIENT_PROTO: web.RequestKey[str] = web.RequestKey("client_proto", str)
 
 
@@ -55,22 +58,16 @@ class CircuitOpen(Unavailable):
     code = "CIRCUIT_OPEN"
 
 
-class ClientGone(AppError):
-    """The client went away mid-request: nobody reads the answer, and the upstream is not to
-    blame (its breaker does not count it). 499 as nginx logs it."""
-
-    status, code, message = 499, "CLIENT_CLOSED_REQUEST", "The client closed the connection"
-
-
 class ClientTooSlow(AppError):
     status, code, message = 408, "REQUEST_TIMEOUT", "The request body stopped arriving"
 
 
-class MalformedBody(BadRequest):
-    code, message = "MALFORMED_BODY", "The request body could not be read"
+class ExpectationFailed(AppError):
+    status, code = 417, "EXPECTATION_FAILED"
+    message = "Only the expectation 100-continue is understood"
 
 
-_REQUEST_DROPPED = HOP_BY_HOP | GATEWAY_OWNED | METHOD_OVERRIDES
+_REQUEST_DROPPED = HOP_BY_HOP | GATEWAY_OWNED | METHOD_OVERRIDES | REQUEST_BODY_HEADERS
 
 
 def _name(header: str) -> str:
@@ -94,17 +91,13 @@ def gateway_headers(request: web.Request, identity: Identity | None) -> dict[str
     return headers
 
 
-def _decoded_by_server(request: web.Request) -> bool:
-    return request.headers.get("Content-Encoding", "").strip().lower() in DECODED_ENCODINGS
-
-
-def upstream_headers(request: web.Request, identity: Identity | None) -> CIMultiDict[str]:
+def upstream_headers(request: web.Request, identity: Identity | None,
+                     coding: str | None) -> CIMultiDict[str]:
+    """`coding` is the body's content coding, which the gateway decodes: the upstream gets the
+    plain body, of a length nobody knows yet."""
     dropped = _REQUEST_DROPPED | _connection_tokens(request.headers)
-    decoded = _decoded_by_server(request)
-    if decoded:
-        dropped |= {"content-encoding"}
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if _name(k) not in dropped)
-    if request.content_length is not None and not decoded:
+    if request.content_length is not None and coding is None:
         headers["Content-Length"] = str(request.content_length)
     headers.update(gateway_headers(request, identity))
     return headers
@@ -120,64 +113,115 @@ def response_headers(upstream: aiohttp.ClientResponse, service: str) -> CIMultiD
 
 
 class _Body:
-    """The client's body as an async iterator for the upstream request, counted and capped.
-    aiohttp reads it in another task and reports any failure as its own connection error, so the
-    reason is kept in `error`: the client's fault, never the upstream's."""
+    """The client's body as an async iterator for the upstream request: decoded when it came
+    compressed, counted and capped. aiohttp reads it in another task and reports any failure as
+    its own connection error, so the reason is kept in `error`: the client's fault, never the
+    upstream's."""
 
-    def __init__(self, request: web.Request, limit: int, idle: float) -> None:
+    def __init__(self, request: web.Request, limit: int, idle: float,
+                 coding: str | None) -> None:
         self.request, self.limit, self.idle = request, limit, idle
+        self.decoder = Decoder(coding) if coding else None
         self.error: AppError | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         sent = 0
-        while True:
-            try:
-                async with asyncio.timeout(self.idle):
-                    chunk = await self.request.content.readany()
-            except TimeoutError:
-                self.error = ClientTooSlow(f"No part of the body arrived for {self.idle:g}s")
-                raise self.error from None
-            except (aiohttp.ClientPayloadError, ConnectionError) as exc:
-                self.error = ClientGone()
-                raise self.error from exc
-            except HttpProcessingError as exc:
-                self.error = MalformedBody(details={"reason": exc.message})
-                raise self.error from exc
-            if not chunk:
-                return
-            sent += len(chunk)
-            if sent > self.limit:
-                self.error = PayloadTooLarge(details={"maxBytes": self.limit})
-                raise self.error
-            yield chunk
+        try:
+            while True:
+                chunk = await self._read()
+                if self.decoder is None:
+                    pieces: Iterable[bytes] = (chunk,)
+                elif chunk:
+                    pieces = self.decoder.feed(chunk)
+                else:
+                    self.decoder.finish()
+                    pieces = ()
+                for piece in pieces:
+                    sent += len(piece)
+                    if sent > self.limit:
+                        raise PayloadTooLarge(details={"maxBytes": self.limit})
+                    if piece:
+                        yield piece
+                if not chunk:
+                    return
+        except AppError as exc:
+            self.error = exc
+            raise
+
+    async def _read(self) -> bytes:
+        try:
+            async with asyncio.timeout(self.idle):
+                return await self.request.content.readany()
+        except TimeoutError:
+            raise ClientTooSlow(f"No part of the body arrived for {self.idle:g}s") from None
+        except (aiohttp.ClientPayloadError, ConnectionError) as exc:
+            raise ClientGone() from exc
+        except web.RequestPayloadError as exc:
+            raise unreadable(exc) from exc
+        except HttpProcessingError as exc:
+            raise MalformedBody() from exc
+
+
+async def no_early_continue(request: web.Request) -> None:
+    """The routes' `expect_handler`: aiohttp would answer `100 Continue` as soon as a route
+    matched, before the rate limit or the access rules; `continue_if_expected` answers it once
+    the request may pass."""
+
+
+async def continue_if_expected(request: web.Request) -> None:
+    expect = request.headers.get("Expect")
+    if expect is None:
+        return
+    if expect.strip().lower() != "100-continue":
+        raise ExpectationFailed()
+    if request.version >= HttpVersion11 and request.body_exists:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
+
+
+def _websocket_handshake(request: web.Request) -> bool:
+    return any(token.strip().lower() == "websocket"
+               for value in request.headers.getall("Upgrade", []) for token in value.split(","))
 
 
 async def proxy_view(request: web.Request) -> web.StreamResponse:
     check_request_line(request)
-    route = request.app[ROUTES].match(request.path)
+    route = request.app[ROUTES].match(request.path, upgrade=_websocket_handshake(request))
     if route is None:
         raise NotFound("No route matches this path")
-    identity = await request.app[ACCESS].enforce(request, route.service)
+    if route.page:
+        # Public here, with no identity passed on: a page checks its visitor's session itself,
+        # and answers its own methods (pages are not in the API's documents).
+        identity = None
+    else:
+        if not route.upgrade:
+            # Whether the method exists comes before who may use it.
+            request.app[METHODS].check(route.service, request.method, request.path)
+        identity = await request.app[ACCESS].enforce(request)
     upstream = request.app[UPSTREAMS][route.service]
-    if route.service == "realtime" and request.headers.get("Upgrade", "").lower() == "websocket":
-        return await relay(request, upstream, gateway_headers(request, identity), route.timeout)
-    return await forward(request, route, upstream, identity)
+    if route.upgrade:
+        return await relay(request, upstream, gateway_headers(request, identity),
+                           route.timeout, route.upstream_path(request.raw_path))
+    coding = content_coding(request) if request.body_exists else None
+    await continue_if_expected(request)
+    return await forward(request, route, upstream, identity, coding)
 
 
 def _cache_key(request: web.Request, route: Route) -> str | None:
-    """Only anonymous catalog reads are cached: the same for everyone, safe to replay."""
-    if route.service != "catalog" or request.method != "GET" or "Authorization" in request.headers:
+    """Anonymous reads on the routes that keep stale answers: the same for everyone, safe to
+    replay."""
+    if not route.stale or request.method != "GET" or "Authorization" in request.headers:
         return None
     return request.raw_path
 
 
 async def forward(request: web.Request, route: Route, upstream: Upstream,
-                  identity: Identity | None) -> web.StreamResponse:
-    headers = upstream_headers(request, identity)
+                  identity: Identity | None, coding: str | None) -> web.StreamResponse:
+    headers = upstream_headers(request, identity, coding)
     # The route's timeout bounds each silence: the client's between parts of its body, the
     # upstream's once the body is sent (aiohttp starts `sock_read` then), so a large upload at a
     # steady pace is never cut short.
-    body = (_Body(request, request.app[MAX_BODY_BYTES], idle=route.timeout)
+    body = (_Body(request, request.app[MAX_BODY_BYTES], idle=route.timeout, coding=coding)
             if request.body_exists else None)
     url = URL(upstream.url + request.raw_path, encoded=True)
     cache_key = _cache_key(request, route)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -17,17 +19,20 @@ from gateway.config import Config
 
 
 def counts_as_failure(exc: BaseException) -> bool:
-    """Only the upstream's faults open a breaker: connection errors and timeouts. A request body
-    that failed on the client's side (too large, too slow, the client gone: the proxy's errors)
-    can surface as a `ClientError` caused by that error; it is not the upstream's fault."""
-    if not isinstance(exc, aiohttp.ClientError | TimeoutError):
-        return False
-    cause = exc.__cause__
+    """Only the upstream's faults open a breaker: connection errors and timeouts."""
+    return isinstance(exc, aiohttp.ClientError | TimeoutError)
+
+
+def clients_fault(exc: BaseException) -> bool:
+    """A request that failed on the client's side (a body too large, too slow, malformed or
+    wrongly compressed, the client gone): the proxy raises its own error for it, possibly as the
+    cause of aiohttp's. The upstream did nothing, so its breaker counts the call neither way."""
+    cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, AppError):
-            return False
+            return True
         cause = cause.__cause__
-    return True
+    return False
 
 
 def is_server_error(response: object) -> bool:
@@ -73,6 +78,31 @@ class StaleCache:
             self._entries.popitem(last=False)
 
 
+async def fetch_openapi(upstream: Upstream,
+                        timeout: float) -> dict[str, Any] | str:  # noqa: ASYNC109 - per service
+    """A service's OpenAPI document, or why there is none (never an error: the caller leaves
+    that service out). Not through the breaker: it says how the service is doing now."""
+    try:
+        async with (asyncio.timeout(timeout),
+                    upstream.session.get(upstream.url + "/openapi.json", headers={
+                        "Accept": "application/json", "Accept-Encoding": "identity",
+                        # Asked for once in a while: no connection kept open for it.
+                        "Connection": "close"}) as resp):
+            if resp.status != 200:
+                return f"HTTP {resp.status}"
+            document = await resp.json(content_type=None)
+    except TimeoutError:
+        return f"no answer within {timeout:g}s"
+    except (aiohttp.ClientError, OSError):
+        return "unreachable"
+    except ValueError:
+        return "not JSON"
+    if not (isinstance(document, dict) and str(document.get("openapi", "")).startswith("3.1")
+            and isinstance(document.get("paths"), dict)):
+        return "no OpenAPI 3.1 document"
+    return document
+
+
 UPSTREAMS: web.AppKey[dict[str, Upstream]] = web.AppKey("upstreams", dict)
 STALE: web.AppKey[StaleCache] = web.AppKey("stale_cache", StaleCache)
 
@@ -85,6 +115,7 @@ def breaker_options(config: Config) -> BreakerOptions:
         rolling_count_timeout=config.breaker_window,
         reset_timeout=config.breaker_reset_timeout,
         is_failure=counts_as_failure,
+        is_ignored=clients_fault,
         is_failure_result=is_server_error,
     )
 

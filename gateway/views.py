@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import Gauge
+from pydantic import Field
 
 from common.auth import Identity
 from common.errors import NotFound
@@ -31,6 +32,11 @@ class BreakerReset(Schema):
     timestamp: str
 
 
+class BreakersReset(Schema):
+    services: dict[str, str] = Field(description="Each breaker's state after the reset")
+    timestamp: str
+
+
 class BreakerHealth(Schema):
     status: str
     open_circuits: list[str]
@@ -39,6 +45,16 @@ class BreakerHealth(Schema):
 
 class UnknownService(NotFound):
     code, message = "UNKNOWN_SERVICE", "No circuit breaker has this name"
+
+
+# The names the system this one replaces gave its services (and its gateway's keys for them),
+# so that operators' scripts and habits keep working.
+ORIGINAL_NAMES = {
+    "auth-service": "auth", "tour-catalog-service": "catalog", "tours": "catalog",
+    "booking-service": "booking", "booking-management-service": "booking", "bookings": "booking",
+    "payment-service": "payments", "notification-service": "notify",
+    "websocket-server": "realtime", "websocket": "realtime",
+}
 
 
 def _now() -> str:
@@ -59,15 +75,31 @@ async def breaker_status(request: web.Request, identity: Identity) -> web.Respon
 
 
 @endpoint(summary="Close one upstream's circuit breaker and clear its window", access="admin",
-          response=BreakerReset, errors=(404,), tags=TAGS)
+          response=BreakerReset, errors=(404,), tags=TAGS, description=(
+              "`service` is an upstream's name (auth, catalog, booking, payments, notify, "
+              "realtime) or the original system's name for it (auth-service, "
+              "tour-catalog-service, booking-service, payment-service, notification-service, "
+              "websocket-server...)."))
 async def breaker_reset(request: web.Request, identity: Identity) -> web.Response:
     upstreams = request.app[UPSTREAMS]
-    upstream = upstreams.get(request.match_info["service"])
+    name = request.match_info["service"]
+    upstream = upstreams.get(ORIGINAL_NAMES.get(name, name))
     if upstream is None:
         raise UnknownService(details={"known": sorted(upstreams.keys())})
     upstream.breaker.reset()
     return json_response(BreakerReset(service=upstream.name, state=upstream.breaker.state.value,
                                       timestamp=_now()))
+
+
+@endpoint(summary="Close every upstream's circuit breaker and clear its window",
+          access="admin", response=BreakersReset, tags=TAGS)
+async def breakers_reset(request: web.Request, identity: Identity) -> web.Response:
+    upstreams = request.app[UPSTREAMS]
+    for upstream in upstreams.values():
+        upstream.breaker.reset()
+    return json_response(BreakersReset(
+        services={name: upstreams[name].breaker.state.value for name in sorted(upstreams)},
+        timestamp=_now()))
 
 
 @endpoint(summary="200 when no circuit breaker is open, else 503", response=BreakerHealth,

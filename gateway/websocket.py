@@ -1,5 +1,5 @@
-"""`/ws` relayed to realtime frame by frame, both ways; a close on either side closes the other
-with the same code and reason."""
+"""A WebSocket relayed to the service of its upgrade route (realtime's `/ws`) frame by frame, both
+ways; a close on either side closes the other with the same code and reason."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ class WebSocketTimeout(AppError):
 
 
 async def relay(request: web.Request, upstream: Upstream, headers: dict[str, str],
-                handshake_timeout: float) -> web.WebSocketResponse:
-    """`headers` are the gateway's own (forwarding, request id, identity)."""
+                handshake_timeout: float, path: str) -> web.WebSocketResponse:
+    """`headers` are the gateway's own (forwarding, request id, identity); `path` (raw, with
+    the query) is where the upstream takes the handshake."""
     origin = request.headers.get("Origin")
     if origin is not None and origin not in request.app[cors.ORIGINS]:
         # Browsers apply no CORS to WebSockets: the Origin check is the only guard.
@@ -65,7 +66,7 @@ async def relay(request: web.Request, upstream: Upstream, headers: dict[str, str
         raise NotAWebSocket()
     protocols = [p.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", [])
                  for p in v.split(",") if p.strip()]
-    backend = await _connect(request, upstream, headers, protocols, handshake_timeout)
+    backend = await _connect(request, upstream, headers, protocols, handshake_timeout, path=path)
     try:
         client = web.WebSocketResponse(autoping=False, autoclose=False,
                                        protocols=(backend.protocol,) if backend.protocol else ())
@@ -83,10 +84,11 @@ async def relay(request: web.Request, upstream: Upstream, headers: dict[str, str
 
 
 async def _connect(request: web.Request, upstream: Upstream, headers: dict[str, str],
-                   protocols: list[str], seconds: float) -> aiohttp.ClientWebSocketResponse:
+                   protocols: list[str], seconds: float, *,
+                   path: str) -> aiohttp.ClientWebSocketResponse:
     sent = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
     sent.update(headers)
-    url = URL(upstream.url.replace("http", "ws", 1) + request.raw_path, encoded=True)
+    url = URL(upstream.url.replace("http", "ws", 1) + path, encoded=True)
     try:
         async with asyncio.timeout(seconds):
             return await upstream.session.ws_connect(

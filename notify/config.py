@@ -10,13 +10,16 @@ demand them of every production deployment.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.utils import parseaddr
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, field_validator, model_validator
 
-from common.config import BaseConfig, is_placeholder
+from common.config import Alias, BaseConfig, Build, Retired, is_placeholder
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
 SmsProvider = Literal["log", "http", "off"]
@@ -33,6 +36,20 @@ def _address(value: str) -> str:
     return address
 
 
+def _sender(address_var: str, name_var: str) -> Build:
+    """`NOTIFY_MAIL_FROM` from the original's address and name variables, either of which may
+    be missing (the default's part stands in)."""
+    def build(given: Mapping[str, str], default: Any) -> str:
+        name, address = parseaddr(str(default))
+        try:
+            return str(Address(given.get(name_var, name),
+                               addr_spec=given.get(address_var, address)))
+        except HeaderParseError as exc:
+            raise ValueError(f"not an e-mail address: {exc}") from None
+
+    return build
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -45,6 +62,25 @@ def _is_loopback(host: str) -> bool:
 class Config(BaseConfig):
     service: ClassVar[str] = "notify"
     env_prefix: ClassVar[str] = "NOTIFY_"
+    # The original's notification service: its README, its code and its .env.example differ.
+    aliases: ClassVar[tuple[Alias, ...]] = (
+        *BaseConfig.aliases,
+        Alias(("SMTP_USER",), "smtp_username"),
+        Alias(("SMTP_PASS",), "smtp_password"),
+        Alias(("SMTP_FROM_EMAIL", "SMTP_FROM_NAME"), "mail_from",
+              _sender("SMTP_FROM_EMAIL", "SMTP_FROM_NAME")),
+        Alias(("SENDER_EMAIL", "SENDER_NAME"), "mail_from",
+              _sender("SENDER_EMAIL", "SENDER_NAME")),
+        Alias(("TWILIO_ACCOUNT_SID",), "sms_account_sid"),
+        Alias(("TWILIO_AUTH_TOKEN",), "sms_auth_token"),
+        Alias(("TWILIO_PHONE_NUMBER",), "sms_from"),
+    )
+    retired: ClassVar[tuple[Retired, ...]] = (
+        *BaseConfig.retired,
+        Retired("RABBITMQ_QUEUE", "notify always consumes notification_queue"),
+        Retired("REDIS_TTL", "an event is remembered as handled for 24 hours"),
+        Retired("FIREBASE_SERVER_KEY", "no push notifications: e-mail and SMS only"),
+    )
 
     port: int = Field(3006, ge=0, le=65535)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/notification_service_db"

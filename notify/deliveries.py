@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from common.bus import Event
+from common.bus import Event, RetryLater
 from notify import db
 from notify.failures import SendFailed
 from notify.formatting import mask, masked_in
@@ -33,10 +33,14 @@ from notify.sms import SmsSender
 log = structlog.get_logger(__name__)
 
 DONE = frozenset({"sent", "skipped"})
+Pending = tuple[str, float | None]
+"""A message left to retry: its error (recipient masked), and the seconds its provider asked to
+wait first, if it did."""
 
 
-class DeliveryDeferred(Exception):
-    """Some messages failed transiently: the event is to be tried again."""
+class DeliveryDeferred(RetryLater):
+    """Some messages failed transiently: the event is to be tried again, no sooner than the
+    longest wait a provider asked for."""
 
 
 class Deliveries:
@@ -51,17 +55,19 @@ class Deliveries:
     async def deliver(self, event: Event, notices: list[Notice], *, attempt: int,
                       last_attempt: bool) -> None:
         """Send what is not sent yet; raises DeliveryDeferred when something must be retried."""
-        deferred = []
+        deferred, wait = [], 0.0
         for notice in notices:
-            error = await self._one(event, notice, attempt=attempt, last_attempt=last_attempt)
-            if error is not None:
+            pending = await self._one(event, notice, attempt=attempt, last_attempt=last_attempt)
+            if pending is not None:
+                error, asked = pending
                 deferred.append(f"{notice.channel}: {error}")
+                wait = max(wait, asked or 0.0)
         if deferred:
-            raise DeliveryDeferred("; ".join(deferred))
+            raise DeliveryDeferred("; ".join(deferred), after=wait)
 
     async def _one(self, event: Event, notice: Notice, *, attempt: int,
-                   last_attempt: bool) -> str | None:
-        """Deliver one message; the transient error that keeps it pending, if any."""
+                   last_attempt: bool) -> Pending | None:
+        """Deliver one message; the transient failure that keeps it pending, if any."""
         subject, content = self._render(notice)
         async with self._pool.acquire() as conn:
             row = await db.open_delivery(
@@ -104,7 +110,7 @@ class Deliveries:
         return await self.sms.send(notice.recipient, content)
 
     async def _failed(self, notice: Notice, row: asyncpg.Record, exc: SendFailed, *,
-                      attempt: int, last_attempt: bool) -> str | None:
+                      attempt: int, last_attempt: bool) -> Pending | None:
         # The error reaches logs and dead letters too, where recipients are shown masked.
         error = masked_in(str(exc), notice.recipient)
         if exc.permanent:
@@ -117,10 +123,10 @@ class Deliveries:
             row = await self._update(db.mark_retrying, row["id"], error)
             self.metrics.deliveries.labels(notice.channel, notice.template, "retrying").inc()
             self._log(notice, row, "retrying")
-            return error
+            return error, exc.retry_after
         self._done(notice, row)
         # Given up: the handler still fails, so the event lands in the dead-letter queue.
-        return None if exc.permanent else error
+        return None if exc.permanent else (error, None)
 
     async def _update(self, query: Any, *args: Any, **kwargs: Any) -> asyncpg.Record:
         async with self._pool.acquire() as conn:

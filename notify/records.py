@@ -39,10 +39,10 @@ class Records:
     async def search(self, identity: Identity, query: ListQuery) -> Page:
         """Newest first; a customer's filters narrow their own messages only."""
         filters = db.Filters(
-            user_id=query.user_id if identity.is_admin else uuid.UUID(identity.user_id),
+            user_id=query.user_id if identity.is_manager else uuid.UUID(identity.user_id),
             booking_id=query.booking_id, event_type=query.event_type, channel=query.channel,
             status=query.status, recipient=query.recipient)
-        if not identity.is_admin and query.user_id not in (None, filters.user_id):
+        if not identity.is_manager and query.user_id not in (None, filters.user_id):
             return Page([], 0)  # another traveller's: nothing of theirs is the caller's
         async with self._pool.acquire() as conn:
             rows = await db.list_deliveries(conn, filters, limit=query.limit,

@@ -1,12 +1,13 @@
 """SMS through a provider: a Twilio-style REST API (`HttpSms`) or, in development, the log
-(`LogSms`). Failures are sorted as for e-mail: the provider refusing the message (a 4xx such as
-an invalid number) is permanent; no answer, a timeout, 429 and 5xx are transient, and so are
-401/403 (our credentials, ours to fix: the event is retried, then replayable)."""
+(`LogSms`). A refused message (a 4xx such as an invalid number) fails for good; anything else,
+our settings' errors included (401/403/404), is retried, no sooner than the `Retry-After`."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import aiohttp
@@ -17,7 +18,10 @@ from notify.formatting import mask
 
 log = structlog.get_logger(__name__)
 
-_TRANSIENT = frozenset({401, 403, 408, 409, 425, 429})
+# 401/403 are our credentials and 404/405 our endpoint (Twilio answers 404 to an account id it
+# does not know): every SMS fails alike until the settings are fixed, so none is given up on.
+# A refusal of the message itself (an invalid number) is a 400 with the provider's code.
+_TRANSIENT = frozenset({401, 403, 404, 405, 408, 409, 425, 429})
 
 
 class SmsSender(Protocol):
@@ -52,14 +56,31 @@ class HttpSms:
                                           timeout=self._timeout) as resp:
                 # Undecodable bytes must not hide the status: a 2xx was taken, whatever follows.
                 text = await resp.text(errors="replace")
-                status = resp.status
+                status, retry_header = resp.status, resp.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendFailed(f"SMS provider unreachable: {str(exc) or type(exc).__name__}",
                              permanent=False) from exc
         if 200 <= status < 300:
             return _sid(text)
         detail = f"SMS provider answered {status}: {_message(text)}"
-        raise SendFailed(detail, permanent=400 <= status < 500 and status not in _TRANSIENT)
+        raise SendFailed(detail, permanent=400 <= status < 500 and status not in _TRANSIENT,
+                         retry_after=retry_after(retry_header))
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait: delay-seconds or an HTTP-date (RFC 9110)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _sid(text: str) -> str | None:

@@ -30,11 +30,15 @@ def say(text: str) -> None:
 
 def infra_servers(configs: dict[Service, BaseConfig], *,
                   test: bool = False) -> list[servers.Server]:
-    """The servers to reach: each service's database server (and the test one), AMQP, Redis."""
+    """The servers to reach: each service's database server (and the test one), AMQP, Redis
+    (as the services read them, names of the original included)."""
     postgres = {f"{service.name.upper()}_DATABASE_URL": url for service, config in configs.items()
                 if (url := services.database_url(config))}
     if test or not postgres:
         postgres = {"TEST_POSTGRES_URL": test_postgres_url(), **postgres}
+    shared = next(iter(configs.values()), None)
+    if shared is not None:
+        return servers.wanted(postgres, shared.amqp_url, shared.redis_url)
     return servers.wanted(postgres, os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
                           os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
 

@@ -20,7 +20,11 @@ from common.http.health import HEALTH
 from common.http.metrics import METRICS
 from common.http.upstream import upstream_breaker
 from common.periodic import CleanupContext
+from payments.amounts import Amounts
+from payments.anomalies import Anomalies
 from payments.app_keys import (
+    AMOUNTS,
+    ANOMALIES,
     BOOKING,
     CANCELLATIONS,
     CHECKOUT,
@@ -41,6 +45,7 @@ from payments.reconciliation import Reconciler, jobs_ctx
 from payments.records import Records
 from payments.refunds import Refunds
 from payments.routes import setup_routes
+from payments.settlement import Settlement
 from payments.stripe_api import StripeApi
 from payments.webhooks import Webhooks
 
@@ -85,19 +90,22 @@ def _payments_ctx(config: Config) -> CleanupContext:
             # Long enough for a Stripe call and its retries to finish: until then no other
             # process takes up the same refund or cancellation.
             lease = config.stripe_timeout * (config.stripe_max_retries + 1) + 10
-            refunds = Refunds(pool, stripe_api, metrics, lease=lease)
-            cancellations = Cancellations(pool, stripe_api, refunds,
+            settlement = Settlement(metrics)
+            refunds = Refunds(pool, stripe_api, settlement, metrics, lease=lease)
+            cancellations = Cancellations(pool, stripe_api, settlement, refunds,
                                           policy_percent=config.cancel_refund_percent,
                                           lease=lease)
             booking = BookingClient(to_booking, config.booking_url, upstream_breaker(
                 "booking", config.booking_timeout, config.breaker_reset_timeout))
             app[STRIPE], app[BOOKING], app[REFUNDS] = stripe_api, booking, refunds
             app[CANCELLATIONS], app[RECORDS] = cancellations, Records(pool)
-            app[CHECKOUT] = Checkout(pool, booking, stripe_api, cancellations, metrics=metrics,
-                                     config=config)
-            app[WEBHOOKS] = Webhooks(pool, stripe_api, cancellations, metrics)
-            app[RECONCILER] = Reconciler(pool, stripe_api, refunds, cancellations,
+            app[CHECKOUT] = Checkout(pool, booking, stripe_api, settlement, cancellations,
+                                     metrics=metrics, config=config)
+            app[WEBHOOKS] = Webhooks(pool, stripe_api, settlement, cancellations, metrics)
+            app[RECONCILER] = Reconciler(pool, stripe_api, settlement, refunds, cancellations,
                                          metrics=metrics, config=config, lease=lease)
+            app[ANOMALIES] = Anomalies(pool, metrics)
+            app[AMOUNTS] = Amounts(pool, stripe_api, settlement)
             yield
 
     return ctx

@@ -2,6 +2,8 @@
 
 from aiohttp import web
 
+from payments.amounts import Amounts
+from payments.anomalies import Anomalies
 from payments.bookings import BookingClient
 from payments.cancellations import Cancellations
 from payments.checkout import Checkout
@@ -23,3 +25,5 @@ REFUNDS: web.AppKey[Refunds] = web.AppKey("refunds", Refunds)
 CANCELLATIONS: web.AppKey[Cancellations] = web.AppKey("cancellations", Cancellations)
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks", Webhooks)
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)
+ANOMALIES: web.AppKey[Anomalies] = web.AppKey("anomalies", Anomalies)
+AMOUNTS: web.AppKey[Amounts] = web.AppKey("amounts", Amounts)

@@ -29,7 +29,7 @@ from common.bus import PAYMENT_BOOKING_QUEUE, Consumer, Event, HandlerContext
 from payments import db
 from payments.events import CancelledBooking, cancelled_booking
 from payments.refunds import Refunds
-from payments.settlement import settle_intent
+from payments.settlement import Settlement
 from payments.states import OPEN, REFUNDABLE, PaymentStatus
 from payments.stripe_api import StripeApi, StripeRefused, StripeUnavailable
 
@@ -45,9 +45,10 @@ def cancellation_key(booking_id: uuid.UUID, payment_id: uuid.UUID) -> str:
 
 
 class Cancellations:
-    def __init__(self, pool: asyncpg.Pool, stripe: StripeApi, refunds: Refunds, *,
-                 policy_percent: int, lease: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, stripe: StripeApi, settlement: Settlement,
+                 refunds: Refunds, *, policy_percent: int, lease: float) -> None:
         self._pool, self._stripe, self._refunds = pool, stripe, refunds
+        self._settlement = settlement
         self._policy_percent, self._lease = policy_percent, lease
 
     def refund_percent(self, cancelled: CancelledBooking) -> int:
@@ -111,7 +112,7 @@ class Cancellations:
             # state decides what happens next, through the same settlement as its webhooks.
             intent = await self._stripe.retrieve_intent(intent_id)
         async with self._pool.acquire() as conn, conn.transaction():
-            settled = await settle_intent(conn, intent)
+            settled = await self._settlement.settle_intent(conn, intent)
         if settled is None:
             return PaymentStatus(payment["status"])
         if settled.status is PaymentStatus.SUCCEEDED:

@@ -31,9 +31,10 @@ from payments.bookings import Booking, BookingClient
 from payments.cancellations import Cancellations
 from payments.config import Config
 from payments.metrics import PaymentMetrics
-from payments.settlement import settle_intent
+from payments.settlement import Settlement
 from payments.states import OPEN, PAID, PaymentStatus
-from payments.stripe_api import Intent, StripeApi, StripeRefused, StripeUnavailable
+from payments.stripe_api import StripeApi, StripeRefused, StripeUnavailable
+from payments.stripe_objects import Intent
 
 log = structlog.get_logger(__name__)
 
@@ -74,9 +75,10 @@ def intent_key(booking_id: uuid.UUID, attempt: int) -> str:
 
 class Checkout:
     def __init__(self, pool: asyncpg.Pool, bookings: BookingClient, stripe: StripeApi,
-                 cancellations: Cancellations, *, metrics: PaymentMetrics,
-                 config: Config) -> None:
+                 settlement: Settlement, cancellations: Cancellations, *,
+                 metrics: PaymentMetrics, config: Config) -> None:
         self._pool, self._bookings, self._stripe = pool, bookings, stripe
+        self._settlement = settlement
         self._cancellations, self._metrics = cancellations, metrics
         self._recheck_after = float(config.reconcile_after)
 
@@ -92,6 +94,8 @@ class Checkout:
                 if known["response_status"] is not None:
                     return await self._replay(known)
 
+        async with self._pool.acquire() as conn:
+            told = await db.booking_amount(conn, booking_id)
         booking = await self._bookings.get(booking_id, authorization)
         if booking.user_id != user_id:  # an administrator reading someone else's booking
             raise NotBookingOwner()
@@ -99,7 +103,8 @@ class Checkout:
 
         # Twice at most: an attempt found canceled at Stripe gives way to the next one.
         for _ in range(2):
-            payment = await self._attempt(booking, user_id, key, body_hash)
+            payment = await self._attempt(booking, user_id, key, body_hash,
+                                          told["version"] if told else None)
             if isinstance(payment, _Answered):  # a concurrent twin with the key answered first
                 return await self._replay(payment.known)
             answer = await self._intent_answer(payment)
@@ -113,8 +118,10 @@ class Checkout:
         return answer
 
     async def _attempt(self, booking: Booking, user_id: uuid.UUID, key: str | None,
-                       body_hash: str) -> asyncpg.Record | _Answered:
-        """The booking's open attempt, or a new one, committed (with the key's claim)."""
+                       body_hash: str, told_version: int | None) -> asyncpg.Record | _Answered:
+        """The booking's open attempt, or a new one, committed (with the key's claim). A new
+        one asks the booking's total as read, unless booking told a new total while it was
+        being read (`told_version` is the version known before): then that one."""
         async with self._pool.acquire() as conn, conn.transaction():
             await db.lock_booking(conn, booking.id)
             if await db.cancelled_booking(conn, booking.id) is not None:
@@ -127,11 +134,14 @@ class Checkout:
                 raise BookingAlreadyPaid()
             payment = next((p for p in payments if PaymentStatus(p["status"]) in OPEN), None)
             if payment is None:
+                amount, currency = booking.total_amount, booking.currency
+                told = await db.booking_amount(conn, booking.id)
+                if told is not None and told["version"] != told_version:
+                    amount, currency = told["amount"], told["currency"]
                 payment = await db.insert_payment(
                     conn, payment_id=uuid.uuid4(), booking_id=booking.id, user_id=user_id,
                     attempt=max((p["attempt"] for p in payments), default=0) + 1,
-                    amount=booking.total_amount, currency=booking.currency,
-                    check_after=self._recheck_after)
+                    amount=amount, currency=currency, check_after=self._recheck_after)
                 log.info("payment_attempt_started", paymentId=str(payment["id"]),
                          bookingId=str(booking.id), attempt=payment["attempt"])
             if key is not None:
@@ -147,21 +157,21 @@ class Checkout:
         """The attempt's intent, created at Stripe if it has none yet; None when Stripe says it
         was canceled (the caller starts the next attempt)."""
         if payment["stripe_payment_intent_id"] is None:
-            intent = await self._create(payment)
+            payment, intent = await self._create(payment)
             return Answer(201, _body(payment, intent))
         intent = await self._stripe.retrieve_intent(payment["stripe_payment_intent_id"])
         async with self._pool.acquire() as conn, conn.transaction():
-            settled = await settle_intent(conn, intent)
+            settled = await self._settlement.settle_intent(conn, intent)
         if settled is not None and settled.refund_due:
             await self._cancellations.settle_soon(settled.booking_id)
         status = settled.status if settled is not None else PaymentStatus.CANCELED
         if status in PAID:
             raise BookingAlreadyPaid()
-        if status is PaymentStatus.CANCELED:
+        if status in (PaymentStatus.CANCELED, PaymentStatus.MISMATCHED):
             return None
-        return Answer(200, _body(payment, intent))
+        return Answer(200, _body(settled.payment if settled is not None else payment, intent))
 
-    async def _create(self, payment: asyncpg.Record) -> Intent:
+    async def _create(self, payment: asyncpg.Record) -> tuple[asyncpg.Record, Intent]:
         booking_id = payment["booking_id"]
         intent = await self._stripe.create_intent(
             amount=payment["amount"], currency=payment["currency"],
@@ -169,8 +179,15 @@ class Checkout:
             metadata={"bookingId": str(booking_id), "paymentId": str(payment["id"]),
                       "userId": str(payment["user_id"]), "attempt": str(payment["attempt"])},
             idempotency_key=intent_key(booking_id, payment["attempt"]))
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The row stays locked until commit, as an amount change locks it.
             recorded = await db.set_intent(conn, payment["id"], intent.id)
+            if recorded is not None and (intent.amount, intent.currency) != (
+                    recorded["amount"], recorded["currency"]):
+                # The booking's total changed while Stripe was making the intent: it asks the
+                # new one before anyone gets its secret.
+                intent = await self._stripe.update_intent_amount(
+                    intent.id, amount=recorded["amount"], currency=recorded["currency"])
         if recorded is None:
             # The booking was cancelled while Stripe made the intent: nobody gets its secret,
             # and it is canceled so that it can never take money.
@@ -183,8 +200,8 @@ class Checkout:
             raise BookingNotPayable()
         self._metrics.intents_created.inc()
         log.info("payment_intent_created", paymentId=str(payment["id"]),
-                 paymentIntentId=intent.id, amount=payment["amount"])
-        return intent
+                 paymentIntentId=intent.id, amount=recorded["amount"])
+        return recorded, intent
 
     async def _replay(self, known: asyncpg.Record) -> Answer:
         """The answer a key got before, rebuilt: the client secret is Stripe's to tell again."""

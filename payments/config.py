@@ -39,7 +39,8 @@ class Config(BaseConfig):
         "Retries of a Stripe call that failed on the network, a 409 or a 5xx; every POST carries "
         "an idempotency key, so a retry never charges or refunds twice"))
     webhook_tolerance: int = Field(300, ge=1, le=3600, description=(
-        "Seconds a webhook signature's timestamp may lag behind our clock (replay window)"))
+        "Seconds a webhook signature's timestamp may lag behind, or run ahead of, our clock "
+        "(the replay window)"))
     booking_timeout: float = Field(3.0, gt=0, le=30, description=(
         "Seconds a call to booking (reading the booking to pay) may take before 503"))
     breaker_reset_timeout: float = Field(15.0, gt=0, description=(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +16,11 @@ MIGRATIONS = [BUS_MIGRATIONS, MigrationSource("payments", Path(__file__).parent 
 
 PAYMENT_COLUMNS = """id, booking_id, user_id, attempt, stripe_payment_intent_id, amount, currency,
                      status, refunded_amount, failure_message, payment_method_id,
-                     stripe_charge_id, created_at, updated_at"""
+                     stripe_charge_id, received_amount, received_currency, created_at,
+                     updated_at"""
+ANOMALY_COLUMNS = """id, payment_id, kind, expected_amount, expected_currency, observed_amount,
+                     observed_currency, stripe_object_id, stripe_event_id, detected_at,
+                     resolved_at, resolution, resolved_by"""
 REFUND_COLUMNS = """id, payment_id, stripe_refund_id, idempotency_key, amount, status, reason,
                     note, source, failure_message, created_at, updated_at"""
 OPEN_STATUSES = "('pending', 'processing', 'failed')"
@@ -83,14 +88,25 @@ async def set_intent(conn: asyncpg.Connection, payment_id: uuid.UUID,
 
 async def update_status(conn: asyncpg.Connection, payment_id: uuid.UUID, *, status: str,
                         failure_message: str | None, payment_method_id: str | None,
-                        charge_id: str | None) -> asyncpg.Record:
+                        charge_id: str | None, received_amount: int | None = None,
+                        received_currency: str | None = None) -> asyncpg.Record:
     return await conn.fetchrow(
         f"""UPDATE payments SET status = $2, failure_message = $3,
                    payment_method_id = COALESCE($4, payment_method_id),
-                   stripe_charge_id = COALESCE($5, stripe_charge_id), updated_at = now()
+                   stripe_charge_id = COALESCE($5, stripe_charge_id),
+                   received_amount = COALESCE($6, received_amount),
+                   received_currency = COALESCE($7, received_currency), updated_at = now()
              WHERE id = $1
          RETURNING {PAYMENT_COLUMNS}""",
-        payment_id, status, failure_message, payment_method_id, charge_id)
+        payment_id, status, failure_message, payment_method_id, charge_id, received_amount,
+        received_currency)
+
+
+async def set_payment_amount(conn: asyncpg.Connection, payment_id: uuid.UUID, *, amount: int,
+                             currency: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""UPDATE payments SET amount = $2, currency = $3, updated_at = now() WHERE id = $1
+         RETURNING {PAYMENT_COLUMNS}""", payment_id, amount, currency)
 
 
 async def update_refunded(conn: asyncpg.Connection, payment_id: uuid.UUID, *,
@@ -116,6 +132,42 @@ async def count_payments_of_user(conn: asyncpg.Connection, user_id: uuid.UUID) -
     return count
 
 
+_SEARCH = """($1::text IS NULL OR p.status = $1)
+               AND ($2::uuid IS NULL OR p.booking_id = $2)
+               AND ($3::uuid IS NULL OR p.user_id = $3)
+               AND ($4::boolean IS NULL OR $4 = EXISTS (
+                    SELECT 1 FROM payment_anomalies a
+                     WHERE a.payment_id = p.id AND a.resolved_at IS NULL))"""
+
+
+@dataclass(frozen=True)
+class PaymentFilters:
+    """An administrator's list: each filter that is not None must hold; `anomaly`: whether the
+    payment has an unresolved one."""
+
+    status: str | None = None
+    booking_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    anomaly: bool | None = None
+
+
+async def search_payments(conn: asyncpg.Connection, filters: PaymentFilters, *, limit: int,
+                          offset: int) -> list[asyncpg.Record]:
+    """Newest first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {PAYMENT_COLUMNS} FROM payments p
+             WHERE {_SEARCH} ORDER BY created_at DESC, id LIMIT $5 OFFSET $6""",
+        filters.status, filters.booking_id, filters.user_id, filters.anomaly, limit, offset)
+    return rows
+
+
+async def count_payments(conn: asyncpg.Connection, filters: PaymentFilters) -> int:
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM payments p WHERE {_SEARCH}",
+        filters.status, filters.booking_id, filters.user_id, filters.anomaly)
+    return count
+
+
 async def claim_open_payments(conn: asyncpg.Connection, *, now: datetime, recheck_after: float,
                               limit: int) -> list[asyncpg.Record]:
     """Open payments due for a look at Stripe, each pushed `recheck_after` seconds ahead in the
@@ -129,6 +181,29 @@ async def claim_open_payments(conn: asyncpg.Connection, *, now: datetime, rechec
                            ORDER BY check_after LIMIT $3 FOR UPDATE SKIP LOCKED)
          RETURNING id, stripe_payment_intent_id""", now, recheck_after, limit)
     return rows
+
+
+# --- booking totals ----------------------------------------------------------------------------
+
+async def record_booking_amount(conn: asyncpg.Connection, booking_id: uuid.UUID, *, amount: int,
+                                currency: str) -> None:
+    await conn.execute(
+        """INSERT INTO booking_amounts AS b (booking_id, amount, currency) VALUES ($1, $2, $3)
+           ON CONFLICT (booking_id) DO UPDATE
+              SET amount = excluded.amount, currency = excluded.currency,
+                  version = b.version + 1, updated_at = now()""", booking_id, amount, currency)
+
+
+async def booking_amount(conn: asyncpg.Connection,
+                         booking_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT amount, currency, version FROM booking_amounts WHERE booking_id = $1",
+        booking_id)
+
+
+async def forget_booking_amounts(conn: asyncpg.Connection, before: datetime) -> int:
+    status: str = await conn.execute("DELETE FROM booking_amounts WHERE updated_at < $1", before)
+    return int(status.rsplit(maxsplit=1)[-1])
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -215,6 +290,50 @@ async def claim_requested_refunds(conn: asyncpg.Connection, *, now: datetime, le
     return rows
 
 
+# --- anomalies -------------------------------------------------------------------------------
+
+async def insert_anomaly(conn: asyncpg.Connection, *, payment_id: uuid.UUID, kind: str,
+                         expected_amount: int, expected_currency: str, observed_amount: int,
+                         observed_currency: str, stripe_object_id: str,
+                         stripe_event_id: str | None) -> bool:
+    """False when this anomaly (payment, kind, Stripe object) is recorded already."""
+    return bool(await conn.fetchval(
+        """INSERT INTO payment_anomalies (id, payment_id, kind, expected_amount,
+                                          expected_currency, observed_amount, observed_currency,
+                                          stripe_object_id, stripe_event_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        uuid.uuid4(), payment_id, kind, expected_amount, expected_currency, observed_amount,
+        observed_currency, stripe_object_id, stripe_event_id))
+
+
+async def resolve_anomalies(conn: asyncpg.Connection, payment_id: uuid.UUID, *,
+                            kind: str | None, resolution: str,
+                            resolved_by: uuid.UUID | None) -> int:
+    """Resolves the payment's unresolved anomalies (of `kind`, or all); how many."""
+    status: str = await conn.execute(
+        """UPDATE payment_anomalies SET resolved_at = now(), resolution = $3, resolved_by = $4
+            WHERE payment_id = $1 AND resolved_at IS NULL AND ($2::text IS NULL OR kind = $2)""",
+        payment_id, kind, resolution, resolved_by)
+    return int(status.rsplit(maxsplit=1)[-1])
+
+
+async def anomalies_of(conn: asyncpg.Connection,
+                       payment_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """The anomalies of these payments, oldest first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {ANOMALY_COLUMNS} FROM payment_anomalies
+             WHERE payment_id = ANY($1::uuid[]) ORDER BY detected_at, id""", payment_ids)
+    return rows
+
+
+async def count_unresolved_anomalies(conn: asyncpg.Connection) -> dict[str, int]:
+    """Unresolved anomalies by kind, across every payment."""
+    rows = await conn.fetch("""SELECT kind, count(*) AS n FROM payment_anomalies
+                                WHERE resolved_at IS NULL GROUP BY kind""")
+    return {row["kind"]: row["n"] for row in rows}
+
+
 # --- Stripe events ---------------------------------------------------------------------------
 
 async def record_stripe_event(conn: asyncpg.Connection, event_id: str, event_type: str) -> bool:
@@ -231,6 +350,19 @@ async def stripe_event_seen(conn: asyncpg.Connection, event_id: str) -> bool:
 
 async def forget_stripe_events(conn: asyncpg.Connection, before: datetime) -> int:
     status: str = await conn.execute("DELETE FROM stripe_events WHERE received_at < $1", before)
+    return int(status.rsplit(maxsplit=1)[-1])
+
+
+async def record_refused_event(conn: asyncpg.Connection, event_id: str | None,
+                               event_type: str | None, reason: str) -> None:
+    await conn.execute(
+        """INSERT INTO refused_stripe_events (event_id, event_type, reason)
+           VALUES ($1, $2, $3)""", event_id, event_type, reason)
+
+
+async def forget_refused_events(conn: asyncpg.Connection, before: datetime) -> int:
+    status: str = await conn.execute("DELETE FROM refused_stripe_events WHERE refused_at < $1",
+                                     before)
     return int(status.rsplit(maxsplit=1)[-1])
 
 

@@ -1,4 +1,4 @@
-"""`POST /api/payments/create-intent` under an `Idempotency-Key` (DESIGN §2): a key comes back
+"""`POST /api/payments/create-intent` under an `Idempotency-Key`: a key comes back
 only with the body it was first used with (the header itself is `common.http.idempotency`)."""
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from payments.states import ANOMALY_KINDS
 
 
 class PaymentMetrics:
@@ -21,3 +23,17 @@ class PaymentMetrics:
         self.reconciled = Counter(
             "payments_reconciled_total", "Payments whose state reconciliation changed",
             registry=registry)
+        self.anomalies = Counter(
+            "payments_anomalies_total", "What Stripe reported that our records refused, by kind "
+            "(amount_mismatch, refund_exceeds_payment), as this process found it",
+            ["kind"], registry=registry)
+        self.unresolved = Gauge(
+            "payments_anomalies_unresolved", "Anomalies not yet resolved, by kind, across every "
+            "payment (all replicas: read it with max)", ["kind"], registry=registry)
+        for kind in ANOMALY_KINDS:  # exported at 0 from the start, so a rule sees the series
+            self.anomalies.labels(kind)
+            self.unresolved.labels(kind).set(0)
+
+    def set_unresolved(self, counts: dict[str, int]) -> None:
+        for kind in ANOMALY_KINDS:
+            self.unresolved.labels(kind).set(counts.get(kind, 0))

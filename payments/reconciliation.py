@@ -6,7 +6,8 @@ late webhook cannot strand a booking or keep a cancelled booking's money.
 - cancelled bookings not yet settled (Stripe was down, or a payment was still processing): settled
   again (intents canceled, refunds made);
 - refunds left `requested` (Stripe's answer was lost): sent again with their idempotency key;
-- Stripe event ids and create-intent keys past their useful life are forgotten.
+- Stripe event ids (applied or refused), booking totals and create-intent keys past their
+  useful life are forgotten.
 
 Any number of processes may run it: each step claims its rows with `FOR UPDATE SKIP LOCKED` and
 pushes them ahead by a lease in the same statement, then talks to Stripe outside any transaction.
@@ -22,25 +23,26 @@ import structlog
 from aiohttp import web
 
 from common.periodic import CleanupContext, periodic_ctx
-from payments import db
+from payments import anomalies, db
 from payments.cancellations import Cancellations
 from payments.config import Config
 from payments.metrics import PaymentMetrics
 from payments.refunds import Refunds
-from payments.settlement import settle_intent
+from payments.settlement import Settlement
 from payments.stripe_api import StripeApi, StripeRefused, StripeUnavailable
 
 log = structlog.get_logger(__name__)
 
-# Stripe retries a webhook for up to three days; its ids are kept well beyond.
+# Stripe retries a webhook for up to three days; its ids (and refusals) are kept well beyond.
 STRIPE_EVENT_RETENTION = timedelta(days=30)
 
 
 class Reconciler:
-    def __init__(self, pool: asyncpg.Pool, stripe: StripeApi, refunds: Refunds,
-                 cancellations: Cancellations, *, metrics: PaymentMetrics, config: Config,
-                 lease: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, stripe: StripeApi, settlement: Settlement,
+                 refunds: Refunds, cancellations: Cancellations, *, metrics: PaymentMetrics,
+                 config: Config, lease: float) -> None:
         self._pool, self._stripe, self._refunds = pool, stripe, refunds
+        self._settlement = settlement
         self._cancellations, self._metrics = cancellations, metrics
         self._recheck_after = float(config.reconcile_after)
         self._batch = config.jobs_batch_size
@@ -50,6 +52,8 @@ class Reconciler:
     async def run_once(self, now: datetime | None = None) -> dict[str, int]:
         """One pass of every step; how many rows each handled."""
         moment = now or datetime.now(UTC)
+        async with self._pool.acquire() as conn:  # the alert's gauge, as every replica sees it
+            await anomalies.refresh(conn, self._metrics)
         return {
             "intentsSettled": await self.settle_open_payments(moment),
             "refundsSent": await self.resend_refunds(moment),
@@ -72,7 +76,7 @@ class Reconciler:
                           paymentIntentId=row["stripe_payment_intent_id"], error=exc.message)
                 continue
             async with self._pool.acquire() as conn, conn.transaction():
-                settled = await settle_intent(conn, intent)
+                settled = await self._settlement.settle_intent(conn, intent)
             if settled is None or not settled.changed:
                 continue
             changed += 1
@@ -115,6 +119,8 @@ class Reconciler:
         moment = now or datetime.now(UTC)
         async with self._pool.acquire() as conn:
             return (await db.forget_stripe_events(conn, moment - STRIPE_EVENT_RETENTION)
+                    + await db.forget_refused_events(conn, moment - STRIPE_EVENT_RETENTION)
+                    + await db.forget_booking_amounts(conn, moment - STRIPE_EVENT_RETENTION)
                     + await db.forget_intent_requests(conn, moment - self._idempotency_ttl))
 
 

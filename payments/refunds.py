@@ -16,23 +16,21 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from common.errors import Conflict, NotFound, Unavailable
+from common.errors import Conflict, Unavailable
 from payments import db
+from payments.errors import PaymentNotFound
 from payments.metrics import PaymentMetrics
-from payments.settlement import record_refund
+from payments.settlement import Settlement, paid
 from payments.states import REFUND_REASONS, REFUNDABLE, PaymentStatus
 from payments.stripe_api import StripeApi, StripeRefused, StripeUnavailable
 
 log = structlog.get_logger(__name__)
 
 
-class PaymentNotFound(NotFound):
-    code, message = "PAYMENT_NOT_FOUND", "No such payment"
-
-
 class NotRefundable(Conflict):
     code = "PAYMENT_NOT_REFUNDABLE"
-    message = "Only a succeeded payment that is not wholly refunded can be refunded"
+    message = ("Only a succeeded (or mismatched) payment that is not wholly refunded can be "
+               "refunded")
 
 
 class RefundTooLarge(Conflict):
@@ -74,9 +72,10 @@ def split_reason(text: str | None) -> tuple[str | None, str | None]:
 
 
 class Refunds:
-    def __init__(self, pool: asyncpg.Pool, stripe: StripeApi, metrics: PaymentMetrics, *,
-                 lease: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, stripe: StripeApi, settlement: Settlement,
+                 metrics: PaymentMetrics, *, lease: float) -> None:
         self._pool, self._stripe, self._metrics = pool, stripe, metrics
+        self._settlement = settlement
         self._lease = lease
 
     async def refund(self, payment_id: uuid.UUID, request: RefundRequest) -> Refunded:
@@ -91,7 +90,7 @@ class Refunds:
                 raise NotRefundable(details={"status": payment["status"], "refundable": 0})
             if amount > refundable:
                 raise RefundTooLarge(
-                    f"Only {refundable} (minor units of {payment['currency']}) is left to refund "
+                    f"Only {refundable} (minor units of {paid(payment)[1]}) is left to refund "
                     "on this payment",
                     details={"requested": amount, "refundable": refundable})
             refund = await self._insert(conn, payment, amount, request)
@@ -154,7 +153,7 @@ class Refunds:
                       error=exc.message)
             raise
         async with self._pool.acquire() as conn, conn.transaction():
-            settled = await record_refund(conn, answer)
+            settled = await self._settlement.record_refund(conn, answer)
             row = await db.refund_by_id(conn, refund["id"])
         self._metrics.refunds.labels(refund["source"]).inc()
         log.info("refund_made", refundId=str(refund["id"]), paymentId=str(payment["id"]),
@@ -162,9 +161,12 @@ class Refunds:
         return Refunded(row or refund, settled.payment if settled else payment)
 
     async def _refundable(self, conn: asyncpg.Connection, payment: asyncpg.Record) -> int:
-        if PaymentStatus(payment["status"]) not in REFUNDABLE:
+        """What is left of what the payment took: a mismatched one's money is given back by
+        the same refunds, up to what Stripe took."""
+        status = PaymentStatus(payment["status"])
+        if status not in REFUNDABLE and status is not PaymentStatus.MISMATCHED:
             return 0
-        refundable: int = payment["amount"] - await db.reserved_amount(conn, payment["id"])
+        refundable: int = paid(payment)[0] - await db.reserved_amount(conn, payment["id"])
         return refundable
 
     async def _insert(self, conn: asyncpg.Connection, payment: asyncpg.Record, amount: int,

@@ -15,6 +15,9 @@ class PaymentStatus(StrEnum):
     CANCELED = "canceled"
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"
+    # The intent succeeded at another amount or currency: the booking is not paid by it, and
+    # what Stripe took waits for an operator (a refund). Final, and not open.
+    MISMATCHED = "mismatched"
 
 
 # The intent may still take money: the customer may (re)try a card. A booking has one at most.
@@ -23,6 +26,10 @@ OPEN = frozenset({PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus
 PAID = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED,
                   PaymentStatus.REFUNDED})
 REFUNDABLE = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED})
+
+# What Stripe may report that our records refuse to apply (payment_anomalies.kind).
+AMOUNT_MISMATCH, REFUND_EXCEEDS_PAYMENT = "amount_mismatch", "refund_exceeds_payment"
+ANOMALY_KINDS = (AMOUNT_MISMATCH, REFUND_EXCEEDS_PAYMENT)
 
 # Stripe's refund reasons; anything else an administrator writes is kept as a note.
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")

@@ -1,6 +1,6 @@
 """Stripe, as payments uses it: the official SDK's `StripeClient` on its aiohttp HTTP client (async,
-on our pooled session, a timeout on every try, network retries), its answers turned into small
-typed records, and its failures into two errors: Stripe unreachable (retry later) or Stripe
+on our pooled session, a timeout on every try, network retries), its answers read by the models
+of `stripe_objects`, and its failures into two errors: Stripe unreachable (retry later) or Stripe
 refusing the request (it will not change its mind).
 
 `STRIPE_API_BASE` points the same SDK at another server (the local stand-in in development and
@@ -9,17 +9,20 @@ tests); unset, it talks to the real Stripe.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from typing import Any, TypeVar
 
 import aiohttp
 import stripe
 import structlog
+from pydantic import ValidationError
 
 from common.errors import AppError, Unavailable
+from payments.stripe_objects import Intent, Refund, StripeObject
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T", bound=StripeObject)
 
 
 class StripeUnavailable(Unavailable):
@@ -41,80 +44,24 @@ class StripeRefused(AppError):
         self.stripe_code = stripe_code
 
 
-def _id_of(value: Any) -> str | None:
-    """An expandable field: the id string, or the expanded object's id."""
-    if isinstance(value, Mapping):
-        return str(value["id"]) if value.get("id") else None
-    return str(value) if value else None
+class BadSignature(Exception):
+    """A webhook's body and signature do not check out; the message says why (for the log)."""
 
 
-@dataclass(frozen=True)
-class Intent:
-    """What payments needs of a PaymentIntent, from an API answer or a webhook's snapshot."""
-
-    id: str
-    status: str
-    amount: int
-    currency: str
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    client_secret: str | None = field(default=None, repr=False)
-    failure_message: str | None = None
-    latest_charge: str | None = None
-    payment_method: str | None = None
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Intent:
-        error = obj.get("last_payment_error")
-        failure = None
-        if isinstance(error, Mapping):
-            failure = str(error.get("message") or error.get("decline_code")
-                          or error.get("code") or "The payment failed")
-        return cls(id=str(obj["id"]), status=str(obj["status"]), amount=int(obj["amount"]),
-                   currency=str(obj["currency"]).upper(),
-                   metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
-                   client_secret=obj.get("client_secret"), failure_message=failure,
-                   latest_charge=_id_of(obj.get("latest_charge")),
-                   payment_method=_id_of(obj.get("payment_method")))
+def _signed_at(header: str) -> int:
+    """The `t=` of a header the SDK has verified (it read the same item)."""
+    return int(next(item.split("=", 2)[1] for item in header.split(",")
+                    if item.split("=", 2)[0] == "t"))
 
 
-@dataclass(frozen=True)
-class Refund:
-    """What payments needs of a Refund."""
-
-    id: str
-    amount: int
-    status: str
-    payment_intent: str | None
-    reason: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    failure_reason: str | None = None
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Refund:
-        return cls(id=str(obj["id"]), amount=int(obj["amount"]), status=str(obj["status"]),
-                   payment_intent=_id_of(obj.get("payment_intent")), reason=obj.get("reason"),
-                   metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
-                   failure_reason=obj.get("failure_reason"))
-
-
-@dataclass(frozen=True)
-class Charge:
-    """A charge as `charge.refunded` carries it: how much of it is refunded, and the refunds
-    when the payload includes them (older API versions do; newer ones leave them out)."""
-
-    id: str
-    payment_intent: str | None
-    amount_refunded: int
-    refunds: tuple[Refund, ...]
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Charge:
-        listed = obj.get("refunds")
-        refunds: tuple[Refund, ...] = ()
-        if isinstance(listed, Mapping) and isinstance(listed.get("data"), list):
-            refunds = tuple(Refund.from_json(r) for r in listed["data"])
-        return cls(id=str(obj["id"]), payment_intent=_id_of(obj.get("payment_intent")),
-                   amount_refunded=int(obj.get("amount_refunded") or 0), refunds=refunds)
+def _read(model: type[T], operation: str, data: dict[str, Any]) -> T:
+    """Stripe's answer as the model reads it; an answer it cannot read is Stripe failing."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        log.error("stripe_answer_invalid", operation=operation,
+                  errors=exc.errors(include_url=False, include_input=False))
+        raise StripeUnavailable() from None
 
 
 def as_json(obj: Any) -> dict[str, Any]:
@@ -150,18 +97,27 @@ class StripeApi:
         params: Any = {"amount": amount, "currency": currency.lower(), "metadata": metadata,
                        "description": description,
                        "automatic_payment_methods": {"enabled": True}}
-        return Intent.from_json(await self._call(
+        return _read(Intent, "create_intent", await self._call(
             "create_intent", self._client.v1.payment_intents.create_async(
                 params, {"idempotency_key": idempotency_key})))
 
     async def retrieve_intent(self, intent_id: str) -> Intent:
-        return Intent.from_json(await self._call(
+        return _read(Intent, "retrieve_intent", await self._call(
             "retrieve_intent", self._client.v1.payment_intents.retrieve_async(intent_id)))
+
+    async def update_intent_amount(self, intent_id: str, *, amount: int,
+                                   currency: str) -> Intent:
+        """The amount an intent asks. Stripe allows it while the intent awaits its payment
+        (requires_payment_method, requires_confirmation, requires_action) and refuses it
+        otherwise (`payment_intent_unexpected_state`)."""
+        params: Any = {"amount": amount, "currency": currency.lower()}
+        return _read(Intent, "update_intent", await self._call(
+            "update_intent", self._client.v1.payment_intents.update_async(intent_id, params)))
 
     async def cancel_intent(self, intent_id: str) -> Intent:
         """Stripe refuses (`payment_intent_unexpected_state`) when the intent already succeeded,
         is processing, or is canceled: the caller then reads the intent to learn which."""
-        return Intent.from_json(await self._call(
+        return _read(Intent, "cancel_intent", await self._call(
             "cancel_intent", self._client.v1.payment_intents.cancel_async(intent_id)))
 
     async def create_refund(self, *, payment_intent: str, amount: int, reason: str | None,
@@ -169,26 +125,37 @@ class StripeApi:
         params: Any = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
         if reason is not None:
             params["reason"] = reason
-        return Refund.from_json(await self._call(
+        return _read(Refund, "create_refund", await self._call(
             "create_refund", self._client.v1.refunds.create_async(
                 params, {"idempotency_key": idempotency_key})))
 
     async def list_refunds(self, payment_intent: str) -> list[Refund]:
         page = await self._call("list_refunds", self._client.v1.refunds.list_async(
             {"payment_intent": payment_intent, "limit": 100}))
-        return [Refund.from_json(item) for item in page.get("data", [])]
+        return [_read(Refund, "list_refunds", item) for item in page.get("data", [])]
 
     async def ping(self) -> None:
         """Health check: Stripe answers, and accepts our key for what we use it for."""
         await self._call("ping", self._client.v1.payment_intents.list_async({"limit": 1}))
 
-    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
-        """The event of a webhook whose signature (HMAC of the raw body with our endpoint's
-        secret) and timestamp (within the tolerance) check out; raises
-        `stripe.SignatureVerificationError` or ValueError (not JSON) otherwise."""
-        event = self._client.construct_event(payload, signature, self._webhook_secret,
-                                             tolerance=self._webhook_tolerance)
-        return as_json(event)
+    def verify_webhook(self, payload: bytes, signature: str | None) -> str:
+        """The body as text, once its signature (an HMAC-SHA256 of the raw body with our
+        endpoint's secret) and its timestamp (within the tolerance, behind our clock or ahead of
+        it) check out; raises BadSignature otherwise."""
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:  # Stripe signs JSON text: these bytes were never signed
+            raise BadSignature("The body is not UTF-8 text") from None
+        try:
+            stripe.WebhookSignature.verify_header(text, signature, self._webhook_secret,
+                                                  tolerance=self._webhook_tolerance)
+        except stripe.SignatureVerificationError as exc:
+            raise BadSignature(str(exc).splitlines()[0][:200]) from None
+        # The SDK bounds a signature's age only: one dated ahead would be replayable until then.
+        signed_at = _signed_at(signature or "")
+        if signed_at > time.time() + self._webhook_tolerance:
+            raise BadSignature(f"Timestamp ahead of the tolerance zone ({signed_at})")
+        return text
 
     async def _call(self, operation: str, call: Any) -> dict[str, Any]:
         try:

@@ -1,28 +1,24 @@
-"""`POST /webhooks/stripe`: Stripe's signed events, each applied once.
-
-The signature (HMAC-SHA256 of the raw body with the endpoint's secret) and its timestamp (within
-`PAYMENTS_WEBHOOK_TOLERANCE`) are checked by the SDK's `construct_event` on the body exactly as
-received; anything else is 400 and changes nothing. The event's id is recorded in the transaction
-of its effect (`stripe_events`), so a redelivery or a replayed request finds it and changes
-nothing. Types we do not act on are acknowledged (200) and logged: answering an error would only
-make Stripe retry them for days.
-"""
+"""`POST /webhooks/stripe`: Stripe's signed events, each applied once; a signed event we cannot
+read is refused (400) and recorded, never an error of ours. The steps and guarantees are in
+docs/payments.md (Webhooks)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
 from typing import Any
 
 import asyncpg
-import stripe
+import pydantic
 import structlog
 
 from common.errors import BadRequest
+from common.http.validation import validation_details
 from payments import db
 from payments.cancellations import Cancellations
 from payments.metrics import PaymentMetrics
-from payments.settlement import Settled, record_charge, record_refund, settle_intent
-from payments.stripe_api import Charge, Intent, Refund, StripeApi
+from payments.settlement import Settled, Settlement
+from payments.stripe_api import BadSignature, StripeApi
+from payments.stripe_objects import Charge, Event, Intent, Refund, StripeObject, event_names
 
 log = structlog.get_logger(__name__)
 
@@ -32,76 +28,120 @@ INTENT_EVENTS = frozenset({
 REFUND_EVENTS = frozenset({
     "refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
 CHARGE_REFUNDED = "charge.refunded"
+_OBJECTS: dict[str, type[StripeObject]] = {
+    **dict.fromkeys(INTENT_EVENTS, Intent), **dict.fromkeys(REFUND_EVENTS, Refund),
+    CHARGE_REFUNDED: Charge}
 
 
 class InvalidSignature(BadRequest):
     code = "INVALID_SIGNATURE"
-    message = "The Stripe-Signature header does not match this body, or it is too old"
+    message = "The Stripe-Signature header does not match this body, or it is out of date"
 
 
 class MalformedEvent(BadRequest):
+    """Signed, yet not an event we can read: `details` name each field at fault."""
+
     code = "MALFORMED_EVENT"
-    message = "The body is not a Stripe event"
+    message = "The body is not a Stripe event payments can read"
+
+    def __init__(self, details: list[dict[str, str]], *, event_id: str | None = None,
+                 event_type: str | None = None) -> None:
+        super().__init__(details=details)
+        self.event_id, self.event_type = event_id, event_type
+
+    @property
+    def reason(self) -> str:
+        text = "; ".join(f"{d['field']}: {d['message']}" for d in self.details)
+        return text.replace("\x00", "\\0")[:1000]
+
+
+def parse_event(text: str) -> tuple[Event, StripeObject | None]:
+    """The event and, for the types we act on, its object; raises MalformedEvent."""
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEvent([{"field": "body", "message": f"not JSON: {exc}"[:200]}]) from None
+    try:
+        event = Event.model_validate(data)
+    except pydantic.ValidationError as exc:
+        event_id, event_type = event_names(data)
+        raise MalformedEvent(validation_details(exc), event_id=event_id,
+                             event_type=event_type) from None
+    model = _OBJECTS.get(event.type)
+    if model is None:
+        return event, None
+    try:
+        return event, model.model_validate(event.data.object)
+    except pydantic.ValidationError as exc:
+        details = [{**d, "field": f"data.object.{d['field']}".removesuffix(".body")}
+                   for d in validation_details(exc)]
+        raise MalformedEvent(details, event_id=event.id, event_type=event.type) from None
 
 
 class Webhooks:
-    def __init__(self, pool: asyncpg.Pool, stripe_api: StripeApi, cancellations: Cancellations,
-                 metrics: PaymentMetrics) -> None:
-        self._pool, self._stripe = pool, stripe_api
+    def __init__(self, pool: asyncpg.Pool, stripe_api: StripeApi, settlement: Settlement,
+                 cancellations: Cancellations, metrics: PaymentMetrics) -> None:
+        self._pool, self._stripe, self._settlement = pool, stripe_api, settlement
         self._cancellations, self._metrics = cancellations, metrics
 
     async def receive(self, payload: bytes, signature: str | None) -> str:
         """Verify and apply one delivery; the outcome (`applied`, `duplicate`, `ignored`)."""
         try:
-            event = self._stripe.construct_event(payload, signature)
-        except stripe.SignatureVerificationError as exc:
+            text = self._stripe.verify_webhook(payload, signature)
+        except BadSignature as exc:
             self._metrics.webhooks.labels("rejected").inc()
-            log.warning("stripe_webhook_rejected", error=str(exc).splitlines()[0][:200])
+            log.warning("stripe_webhook_rejected", error=str(exc))
             raise InvalidSignature() from None
-        except ValueError as exc:  # signed, yet not an event (not JSON, not UTF-8...)
-            self._metrics.webhooks.labels("rejected").inc()
-            log.error("stripe_webhook_malformed", error=str(exc)[:200])
-            raise MalformedEvent() from None
         try:
-            event_id, event_type = str(event["id"]), str(event["type"])
-            obj: Mapping[str, Any] = event["data"]["object"]
-        except (KeyError, TypeError):
-            self._metrics.webhooks.labels("rejected").inc()
-            log.error("stripe_webhook_malformed", error="no id, type or data.object")
-            raise MalformedEvent() from None
-        with structlog.contextvars.bound_contextvars(stripeEventId=event_id,
-                                                     stripeEventType=event_type):
-            outcome = await self._apply(event_id, event_type, obj)
+            event, obj = parse_event(text)
+        except MalformedEvent as exc:
+            await self._refuse(exc)
+            raise
+        with structlog.contextvars.bound_contextvars(stripeEventId=event.id,
+                                                     stripeEventType=event.type):
+            outcome = await self._apply(event, obj)
             self._metrics.webhooks.labels(outcome).inc()
             log.info("stripe_webhook", outcome=outcome)
             return outcome
 
-    async def _apply(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> str:
-        if event_type not in INTENT_EVENTS | REFUND_EVENTS | {CHARGE_REFUNDED}:
+    async def _refuse(self, refused: MalformedEvent) -> None:
+        """Kept for an operator: Stripe retries it for days, and it never gets better."""
+        self._metrics.webhooks.labels("malformed").inc()
+        log.error("stripe_webhook_malformed", stripeEventId=refused.event_id,
+                  stripeEventType=refused.event_type, reason=refused.reason)
+        async with self._pool.acquire() as conn:
+            await db.record_refused_event(conn, refused.event_id, refused.event_type,
+                                          refused.reason)
+
+    async def _apply(self, event: Event, obj: StripeObject | None) -> str:
+        if obj is None:
             async with self._pool.acquire() as conn:
-                new = await db.record_stripe_event(conn, event_id, event_type)
+                new = await db.record_stripe_event(conn, event.id, event.type)
             return "ignored" if new else "duplicate"
         fetched: list[Refund] = []
-        if event_type == CHARGE_REFUNDED:
-            fetched = await self._refunds_of_charge(event_id, Charge.from_json(obj))
+        if isinstance(obj, Charge):
+            fetched = await self._refunds_of_charge(event.id, obj)
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await db.record_stripe_event(conn, event_id, event_type):
+            if not await db.record_stripe_event(conn, event.id, event.type):
                 return "duplicate"
-            settled = await self._settle(conn, event_type, obj, fetched)
+            settled = await self._settle(conn, event.id, obj, fetched)
         if settled is None:  # not about one of our payments (another integration's, say)
             return "ignored"
         if settled.refund_due:
             await self._cancellations.settle_soon(settled.booking_id)
         return "applied"
 
-    async def _settle(self, conn: asyncpg.Connection, event_type: str, obj: Mapping[str, Any],
+    async def _settle(self, conn: asyncpg.Connection, event_id: str, obj: StripeObject,
                       fetched: list[Refund]) -> Settled | None:
-        if event_type in INTENT_EVENTS:
-            return await settle_intent(conn, Intent.from_json(obj))
-        if event_type in REFUND_EVENTS:
-            return await record_refund(conn, Refund.from_json(obj))
-        charge = Charge.from_json(obj)
-        return await record_charge(conn, charge, list(charge.refunds) or fetched)
+        settlement = self._settlement
+        if isinstance(obj, Intent):
+            return await settlement.settle_intent(conn, obj, event_id=event_id)
+        if isinstance(obj, Refund):
+            return await settlement.record_refund(conn, obj, event_id=event_id)
+        if not isinstance(obj, Charge):
+            raise TypeError(f"no settlement for {type(obj).__name__}")
+        return await settlement.record_charge(conn, obj, list(obj.refunds) or fetched,
+                                              event_id=event_id)
 
     async def _refunds_of_charge(self, event_id: str, charge: Charge) -> list[Refund]:
         """Newer API versions send `charge.refunded` without its refunds: they are read from

@@ -18,6 +18,7 @@ from common.bus.topology import DURABLE_QUEUES
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
+from common.revocation import REVOCATIONS
 from realtime.app_keys import CONFIG, HUB, REALTIME_METRICS
 from realtime.config import Config, default_instance
 from realtime.events import build_consumer
@@ -47,6 +48,7 @@ def create_app(config: Config) -> web.Application:
         _health_ctx(),
         _hub_ctx(config),
     ])
+    app.on_startup.append(_close_revoked)
     app.on_shutdown.append(_close_clients)
     app[HEALTH].add_figure("connections", lambda: len(hub))
     setup_routes(app)
@@ -84,6 +86,12 @@ def _hub_ctx(config: Config) -> CleanupContext:
                 await task
 
     return ctx
+
+
+async def _close_revoked(app: web.Application) -> None:
+    """Sockets whose token is revoked (a logout, a disabled account) are closed as the
+    revocation arrives."""
+    app[REVOCATIONS].listen(app[HUB].revoke)
 
 
 async def _close_clients(app: web.Application) -> None:

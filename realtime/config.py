@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from common.config import BaseConfig, CsvList
+from common.config import Alias, BaseConfig, CsvList
 
 
 def default_instance() -> str:
@@ -20,6 +20,8 @@ def default_instance() -> str:
 class Config(BaseConfig):
     service: ClassVar[str] = "realtime"
     env_prefix: ClassVar[str] = "REALTIME_"
+    aliases: ClassVar[tuple[Alias, ...]] = (
+        *BaseConfig.aliases, Alias(("ALLOWED_ORIGINS",), "allowed_origins"))
 
     port: int = Field(3007, ge=0, le=65535)
     # The gateway's CORS default: the UI served by the gateway, and Vite's dev server.

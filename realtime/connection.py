@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from common.auth import Identity
 from realtime.frames import PROTOCOL_PING, Frame, protocol_pong
 
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
@@ -29,9 +30,9 @@ class Connection:
     """
 
     __slots__ = ("__weakref__", "client_id", "closing", "connected_at", "expiry",
-                 "frames", "handler", "last_seen", "limit", "pinged_at", "reason", "receiving",
-                 "sending_since", "sent_close", "stop", "tours", "transport", "user_id", "writer",
-                 "ws")
+                 "frames", "handler", "identity", "last_seen", "limit", "pinged_at", "reason",
+                 "receiving", "sending_since", "sent_close", "stop", "tours", "transport",
+                 "user_id", "writer", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, *,
                  limit: int) -> None:
@@ -40,6 +41,7 @@ class Connection:
         self.transport = transport
         self.limit = limit
         self.user_id: str | None = None
+        self.identity: Identity | None = None  # whose token it presented, while it holds
         self.tours: set[str] = set()
         self.frames: deque[Frame] = deque()
         self.writer: asyncio.Task[None] | None = None
@@ -47,7 +49,8 @@ class Connection:
         self.sending_since: float | None = None
         self.last_seen = asyncio.get_running_loop().time()  # the last frame from the client
         self.pinged_at: float | None = None  # the protocol ping it has yet to answer
-        self.closing = False
+        # No frame is taken while closing, nor before the handshake is answered (`opened`).
+        self.closing = True
         self.reason = "client"  # why the connection ended, for the log line
         self.sent_close: int | None = None  # the close code we sent, if we closed it
         # Set when the server decides to close: (code, message); the handler does the closing.
@@ -55,6 +58,11 @@ class Connection:
         self.handler: asyncio.Task[Any] | None = None  # the task serving the connection
         self.receiving = False  # the handler is waiting for the client's next message
         self.connected_at = time.monotonic()
+
+    def opened(self) -> None:
+        """The handshake is answered: frames may go to the client, unless the server decided
+        to close it meanwhile."""
+        self.closing = self.stop.done()
 
     def offer(self, frame: Frame) -> bool:
         """Send `frame` without waiting: written at once when nothing is waiting for this

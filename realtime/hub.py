@@ -13,6 +13,8 @@ from enum import StrEnum
 import structlog
 from aiohttp import WSCloseCode
 
+from common.auth import Identity
+from common.revocation import Revocation
 from realtime import frames
 from realtime.connection import Connection
 from realtime.frames import Frame
@@ -23,6 +25,10 @@ log = structlog.get_logger(__name__)
 # A client too slow for its queue or its socket: its own behaviour, so a policy violation rather
 # than "try again later" (1013 says the server is overloaded, which it is not).
 CLOSE_TOO_SLOW = WSCloseCode.POLICY_VIOLATION
+# The token the connection presented was revoked (a logout, a disabled account, a role change):
+# an application code (4000-4999), 4000 plus HTTP's 401, with the API's error code as reason.
+CLOSE_REVOKED = 4001
+REVOKED_REASON = "AUTH_TOKEN_REVOKED"
 
 
 class DropReason(StrEnum):
@@ -94,8 +100,10 @@ class Hub:
             _unindex(self._by_tour, tour, conn)
             conn.tours.discard(tour)
 
-    def identify(self, conn: Connection, user_id: str | None) -> None:
-        """`conn` is now `user_id`'s (None: anonymous)."""
+    def identify(self, conn: Connection, identity: Identity | None) -> None:
+        """`conn` is now `identity`'s (None: anonymous)."""
+        conn.identity = identity
+        user_id = identity.user_id if identity is not None else None
         if conn.user_id == user_id:
             return
         if conn.user_id is not None:
@@ -103,6 +111,16 @@ class Hub:
         conn.user_id = user_id
         if user_id is not None:
             self._by_user.setdefault(user_id, set()).add(conn)
+
+    def revoke(self, revocation: Revocation) -> None:
+        """Close the connections whose token `revocation` covers (a revocation-list listener).
+        Each is forgotten at once, so that not one more frame of the user reaches it."""
+        for conn in list(self._by_user.get(revocation.user_id, ())):
+            if conn.identity is not None and revocation.covers(conn.identity):
+                log.info("client_token_revoked", clientId=conn.client_id, userId=conn.user_id,
+                         reason=revocation.reason)
+                self.remove(conn)
+                conn.request_close(CLOSE_REVOKED, REVOKED_REASON, "revoked")
 
     def follows(self, tour_id: str) -> bool:
         return tour_id in self._by_tour

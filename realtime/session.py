@@ -87,28 +87,38 @@ class Session:
         self._send(frames.subscribed(self.conn.tours))
 
     async def _auth(self, message: dict[str, Any]) -> None:
-        # Whatever the outcome, the identity the connection had is gone: a browser tab whose
-        # user changed must not keep receiving the previous user's bookings.
-        self.identify(None)
+        # The identity the connection had stays while the new token is verified (which may
+        # wait for auth's keys): the user's frames keep coming meanwhile. Then it is replaced,
+        # by nothing when the token is refused: a browser tab whose user changed must not keep
+        # receiving the previous user's bookings.
         token = message.get("token")
         if not isinstance(token, str) or not token:
-            self._error("TOKEN_INVALID", auth.TokenInvalid.message)
+            self._refuse("TOKEN_INVALID", auth.TokenInvalid.message)
             return
         try:
             identity, expires = await self._verify(token)
         except auth.TokenExpired as exc:
-            self._error("TOKEN_EXPIRED", exc.message)
+            self._refuse("TOKEN_EXPIRED", exc.message)
+            return
+        except auth.TokenRevoked as exc:
+            self._refuse("TOKEN_REVOKED", exc.message)
             return
         except auth.TokenInvalid as exc:
-            self._error("TOKEN_INVALID", exc.message)
+            self._refuse("TOKEN_INVALID", exc.message)
             return
         except Unavailable as exc:
-            self._error("AUTH_UNAVAILABLE", exc.message)
+            self._refuse("AUTH_UNAVAILABLE", exc.message)
             return
         if self.conn.closing:
             return
+        # Nothing awaited since the verification checked the revocation list: a revocation
+        # arriving from now on finds this connection under its user.
         self.identify(identity, expires)
         self._send(frames.authenticated(identity.user_id))
+
+    def _refuse(self, code: str, message: str) -> None:
+        self.identify(None)
+        self._error(code, message)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -119,7 +129,7 @@ class Session:
         if conn.expiry is not None:
             conn.expiry.cancel()
             conn.expiry = None
-        self.hub.identify(conn, identity.user_id if identity else None)
+        self.hub.identify(conn, identity)
         if identity is not None:
             self.last_user_id = identity.user_id
             loop = asyncio.get_running_loop()

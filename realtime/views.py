@@ -57,22 +57,31 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         metrics.refused.labels(refused.reason).inc()
         raise refused.error from None
 
+    # In the hub before the handshake is answered, with nothing awaited since the checks: it
+    # counts against the cap from now on (a burst of handshakes cannot slip past it), and a
+    # revocation of its token arriving meanwhile finds it. It takes no frame until `opened`.
     conn = Connection(ws, request.transport, limit=config.send_queue_size)
-    await ws.prepare(request)
     hub.add(conn)
     session = Session(conn, hub, functools.partial(handshake.verify, request))
-    if found is not None:
-        session.identify(*found)
-    hub.send(conn, frames.connection(conn.client_id, authenticated=conn.user_id is not None))
-    log.info("client_connected", clientId=conn.client_id, userId=conn.user_id,
-             origin=request.headers.get("Origin"))
+    connected = False
     try:
+        if found is not None:
+            session.identify(*found)
+        await ws.prepare(request)
+        conn.opened()
+        connected = True
+        hub.send(conn, frames.connection(conn.client_id,
+                                         authenticated=conn.user_id is not None))
+        log.info("client_connected", clientId=conn.client_id, userId=conn.user_id,
+                 origin=request.headers.get("Origin"))
         await _serve(conn, ws, session, config.close_timeout)
     finally:
         _forget(conn, hub)
-        log.info("client_disconnected", clientId=conn.client_id, userId=session.last_user_id,
-                 code=_code(conn, ws), reason=_reason(conn, ws),
-                 durationS=round(time.monotonic() - conn.connected_at, 1))
+        if connected:
+            log.info("client_disconnected", clientId=conn.client_id,
+                     userId=session.last_user_id, code=_code(conn, ws),
+                     reason=_reason(conn, ws),
+                     durationS=round(time.monotonic() - conn.connected_at, 1))
         await conn.stop_writing()
     return ws
 

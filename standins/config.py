@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import model_validator
 
-from common.config import BaseConfig
+from common.config import Alias, BaseConfig, Retired
 
 
 class StandInConfig(BaseConfig):
+    # The original had no stand-ins: its names are the services' business, not theirs.
+    aliases: ClassVar[tuple[Alias, ...]] = ()
+    retired: ClassVar[tuple[Retired, ...]] = ()
+
     @model_validator(mode="before")
     @classmethod
     def _never_in_production(cls, values: Any) -> Any:

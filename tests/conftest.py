@@ -70,8 +70,11 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """One process of each service with the gateway in front, the Stripe stand-in delivering
     its webhooks to the gateway, and the SMTP sink receiving notify's e-mail: {name: base URL}
     (`smtp` is the sink's HTTP API, `smtpPort` where it receives SMTP)."""
-    for name in ("auth", "catalog", "booking"):
-        stack.start(name)
+    # auth reads each user's bookings from booking (the admins' user page), which starts after.
+    booking_port = free_port()
+    stack.start("auth", BOOKING_URL=f"http://127.0.0.1:{booking_port}")
+    stack.start("catalog")
+    stack.start("booking", port=booking_port)
     gateway_port, smtp_port = free_port(), free_port()
     stripe = stack.start(
         "standins.stripe", health="/health", STRIPE_STANDIN_WEBHOOK_SECRET=WEBHOOK_SECRET,

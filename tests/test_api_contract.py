@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.tests.test_api_contract import check_contract
+from gateway.tests.test_api_contract import LOGOUT, check_contract
 from tests.conftest import register
 
 EXAMPLES_PER_OPERATION = 15
@@ -24,8 +24,12 @@ ACCEPTED = {
     "GET /api/tours", "GET /api/categories", "GET /api/destinations", "GET /api/bookings",
     "GET /api/auth/profile",
 }
-# With an admin's token the writes get through too.
-ACCEPTED_FOR_ADMINS = {"POST /api/tours", "POST /api/categories", "POST /api/destinations"}
+# With an admin's token the writes get through too, and the user list.
+ACCEPTED_FOR_ADMINS = {"POST /api/tours", "POST /api/categories", "POST /api/destinations",
+                       "GET /api/admin/users"}
+# Logging out ends the token the run uses (the gateway's own contract test covers it), and
+# changing users would disable or demote the accounts of the other tests (auth's tests cover it).
+LEFT_OUT = ("--exclude-name", LOGOUT, "--exclude-name", "PATCH /api/admin/users/{id}")
 
 
 @pytest.mark.parametrize("who", ["traveller", "admin"])
@@ -36,6 +40,6 @@ async def test_every_operation_of_the_platform_keeps_its_contract(platform, admi
 
     _, accepted, output = await check_contract(
         platform["gateway"] + "/openapi.json", token,
-        examples=EXAMPLES_PER_OPERATION, request_timeout=15, cwd=tmp_path)
+        examples=EXAMPLES_PER_OPERATION, request_timeout=15, cwd=tmp_path, options=LEFT_OUT)
 
     assert accepted >= ACCEPTED | (ACCEPTED_FOR_ADMINS if who == "admin" else set()), output

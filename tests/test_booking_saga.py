@@ -128,4 +128,4 @@ async def test_a_customer_cannot_change_a_tour_through_the_gateway(platform, adm
                          ("DELETE", f"/api/tours/{tour['id']}")):
         status, body, _ = call(method, gateway + path, {"title": "Mine"},
                                token=traveller["accessToken"])
-        assert (status, body["error"]) == (403, "FORBIDDEN_ADMIN_ONLY"), (method, path)
+        assert (status, body["error"]) == (403, "FORBIDDEN_ROLE"), (method, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import subprocess
 from pathlib import Path
 
 from common.config import BaseConfig, describe
@@ -28,3 +29,17 @@ def test_every_setting_is_documented_in_env_example():
     assert service_configs(), "no service config found"
     assert read - documented == set(), "settings missing from .env.example"
     assert documented - read - OPERATOR_ONLY == set(), ".env.example lists unknown settings"
+
+
+def test_our_own_files_use_only_our_names():
+    """The names of the system tourbook replaces are read for its users' sake (with a warning);
+    `.env.example` and the Compose and Kubernetes files teach ours."""
+    originals = {name for cls in service_configs() for alias in cls.aliases for name in alias.names}
+    originals |= {retired.name for cls in service_configs() for retired in cls.retired}
+    tracked = subprocess.run(["git", "ls-files", "*.yml", "*.yaml"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()
+    for path in [".env.example", *tracked]:
+        text = (ROOT / path).read_text()
+        used = set(re.findall(r"^\s*-?\s*([A-Z][A-Z0-9_]+)\s*[=:]", text, re.M))
+        used |= set(re.findall(r"\bname:\s*([A-Z][A-Z0-9_]+)\b", text))  # Kubernetes env lists
+        assert used & originals == set(), f"{path} uses names of the original"

@@ -162,7 +162,11 @@ async def paid_booking(platform, admin_token: str) -> tuple[str, dict[str, Any],
 def signed_webhook(event: dict[str, Any], secret: str = WEBHOOK_SECRET,
                    at: int | None = None) -> tuple[bytes, dict[str, str]]:
     """A webhook delivery as Stripe signs it: `t=<unix>,v1=<HMAC-SHA256 of "t.body">`."""
-    body = json.dumps(event).encode()
+    return signed_body(json.dumps(event).encode(), secret, at)
+
+
+def signed_body(body: bytes, secret: str = WEBHOOK_SECRET,
+                at: int | None = None) -> tuple[bytes, dict[str, str]]:
     stamp = int(time.time()) if at is None else at
     signature = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
     return body, {"Stripe-Signature": f"t={stamp},v1={signature.hexdigest()}",
@@ -191,7 +195,8 @@ async def test_forged_stale_and_repeated_webhooks_change_nothing_more(platform, 
 
     forged = signed_webhook(delivered, secret="whsec_not_ours")
     stale = signed_webhook(delivered, at=int(time.time()) - 3600)
-    for body, headers in (forged, stale):
+    ahead = signed_webhook(delivered, at=int(time.time()) + 10 * 365 * 24 * 3600)
+    for body, headers in (forged, stale, ahead):
         status, answer = post_raw(url, body, headers)
         assert (status, answer["error"]) == (400, "INVALID_SIGNATURE")
     # Stripe delivered it once already; a second delivery is recognised and applied no more.
@@ -261,3 +266,86 @@ async def test_someone_elses_booking_and_payment_are_not_found(platform, admin_t
     for path in (f"/api/payments/{payment['id']}", f"/api/payments/booking/{booking['id']}"):
         status, body, _ = call("GET", gateway + path, token=stranger)
         assert (status, body["error"]) == (404, "PAYMENT_NOT_FOUND"), path
+
+
+def breaker_of(gateway: str, admin_token: str, service: str) -> dict[str, Any]:
+    status, body, _ = call("GET", gateway + "/circuit-breaker/status", token=admin_token)
+    assert status == 200, body
+    return dict(body["circuitBreakers"][service])
+
+
+async def test_signed_but_malformed_webhooks_are_refused_and_never_trip_the_breaker(
+        platform, admin_token):
+    gateway = platform["gateway"]
+    _, booking, payment = await paid_booking(platform, admin_token)
+    url = gateway + "/webhooks/stripe"
+    intent = {"id": payment["paymentIntentId"], "object": "payment_intent",
+              "status": "succeeded", "amount": payment["amount"], "currency": "eur"}
+    shapes = [{**intent, "amount": "abc"}, {k: v for k, v in intent.items() if k != "status"},
+              [intent], {**intent, "amount": 12.5}, {**intent, "metadata": ["x"]}]
+    refund = {"id": "re_platform", "object": "refund", "status": "succeeded",
+              "payment_intent": payment["paymentIntentId"]}
+
+    # Twelve signed deliveries in a few seconds, more than the breaker's volume threshold.
+    for n in range(12):
+        event_type, obj = (("refund.created", refund) if n % 6 == 5
+                           else ("payment_intent.succeeded", shapes[n % 6 % 5]))
+        body, headers = signed_webhook({"id": f"evt_platform_malformed_{n}", "object": "event",
+                                        "type": event_type, "data": {"object": obj}})
+        status, answer = post_raw(url, body, headers)
+        assert (status, answer["error"]) == (400, "MALFORMED_EVENT"), (n, answer)
+    # 1e400: a number that is no amount, as JSON text.
+    huge = json.dumps({"id": "evt_platform_malformed_huge", "object": "event",
+                       "type": "payment_intent.succeeded",
+                       "data": {"object": {**intent, "amount": 123456789}}}).encode()
+    status, answer = post_raw(url, *signed_body(huge.replace(b"123456789", b"1e400")))
+    assert (status, answer["error"]) == (400, "MALFORMED_EVENT")
+
+    breaker = breaker_of(gateway, admin_token, "payments")
+    assert (breaker["state"], breaker["failures"]) == ("CLOSED", 0)
+    status, after, _ = call("GET", f"{gateway}/api/payments/{payment['id']}", token=admin_token)
+    assert (after["status"], after["refundedAmount"], after["anomalies"]) == (
+        "succeeded", 0, [])
+    assert booking_of(gateway, admin_token, booking["id"])["paymentStatus"] == "paid"
+
+
+def unresolved_anomalies(payments_url: str) -> float:
+    """`payments_anomalies_unresolved{kind="amount_mismatch"}` as Prometheus scrapes it."""
+    with urllib.request.urlopen(payments_url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    [value] = re.findall(r'^payments_anomalies_unresolved\{kind="amount_mismatch"\} (\S+)$',
+                         text, re.MULTILINE)
+    return float(value)
+
+
+async def test_an_intent_paid_at_another_amount_leaves_the_booking_unpaid_for_an_operator(
+        platform, admin_token):
+    gateway = platform["gateway"]
+    tour, when = create_tour(gateway, admin_token, capacity=10)
+    token = register(gateway)["accessToken"]
+    booking = book(gateway, token, tour, when)
+    intent = create_intent(gateway, token, booking["id"])
+    client = stripe.StripeClient("sk_test_platform", base_addresses={"api": platform["stripe"]})
+    # Changed at Stripe, behind the platform's back, then paid: one euro instead of the total.
+    client.v1.payment_intents.update(intent["paymentIntentId"], params={"amount": 100})
+    assert pay(platform["stripe"], intent["paymentIntentId"], "pm_card_visa").status == (
+        "succeeded")
+
+    def flagged() -> dict[str, Any] | None:
+        status, found, _ = call(
+            "GET", f"{gateway}/api/payments?anomaly=true&bookingId={booking['id']}",
+            token=admin_token)
+        assert status == 200, found
+        return dict(found) if found["items"] else None
+
+    found = await eventually(flagged, timeout=30, message="the anomaly to be listed")
+    [payment] = found["items"]
+    [anomaly] = payment["anomalies"]
+    assert (payment["status"], anomaly["kind"], anomaly["expectedAmount"],
+            anomaly["observedAmount"]) == ("mismatched", "amount_mismatch",
+                                           booking["totalAmount"], 100)
+    assert unresolved_anomalies(platform["payments"]) >= 1
+    after = booking_of(gateway, token, booking["id"])
+    assert (after["status"], after["paymentStatus"]) == ("pending", "unpaid")
+    status, body, _ = call("GET", f"{gateway}/api/payments?anomaly=true", token=token)
+    assert status == 403, body

@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from auth.admin import ensure_admin
 from auth.app import create_app
 from auth.config import Config
 from auth.db import MIGRATIONS
@@ -42,6 +44,22 @@ async def client(aiohttp_client: Any, auth_config: Config) -> TestClient:
     return await aiohttp_client(create_app(auth_config))
 
 
+MakeClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, auth_env: dict[str, str]) -> MakeClient:
+    """`await make_client(BOOKING_URL=...)`: another auth app on the same database, with these
+    variables on top of the tests' environment."""
+
+    async def make(**variables: str) -> TestClient:
+        client: TestClient = await aiohttp_client(
+            create_app(load_config(Config, {**auth_env, **variables})))
+        return client
+
+    return make
+
+
 Register = Callable[..., Awaitable[dict[str, Any]]]
 
 
@@ -64,3 +82,30 @@ def register(client: TestClient) -> Register:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+MakeAccount = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def make_account(client: TestClient, auth_config: Config, register: Register) -> MakeAccount:
+    """`await make_account("manager")`: a fresh account with that role, logged in after the role
+    was set (so its token carries it): the login answer, with `password`."""
+
+    async def make(role: str = "customer", **fields: Any) -> dict[str, Any]:
+        user = await register(**fields)
+        email = user["user"]["email"]
+        if role == "admin":
+            assert await ensure_admin(auth_config, email, PASSWORD) == "promoted"
+        elif role != "customer":
+            conn = await asyncpg.connect(auth_config.database_url)
+            await conn.execute("UPDATE users SET role = $2 WHERE email = $1", email, role)
+            await conn.close()
+        resp = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert resp.status == 200, await resp.text()
+        account: dict[str, Any] = await resp.json()
+        assert account["user"]["role"] == role
+        account["password"] = PASSWORD
+        return account
+
+    return make

@@ -107,15 +107,42 @@ async def test_logout_ends_the_session_only(client, register: Register):
     assert (await refresh(client, other["refreshToken"])).status == 200
 
 
+async def test_logout_ends_the_sessions_access_tokens_and_no_other(client, register: Register):
+    user = await register()
+    other = await (await client.post("/api/auth/login", json={
+        "email": user["user"]["email"], "password": PASSWORD})).json()
+    logout = await client.post("/api/auth/logout", headers=bearer(user["accessToken"]))
+    assert logout.status == 204
+
+    after = await client.get("/api/auth/profile", headers=bearer(user["accessToken"]))
+    assert (after.status, (await after.json())["error"]) == (401, "AUTH_TOKEN_REVOKED")
+    still = await client.get("/api/auth/profile", headers=bearer(other["accessToken"]))
+    assert still.status == 200
+
+
+async def test_a_replayed_refresh_token_also_ends_the_sessions_access_tokens(
+        client, register: Register, auth_database):
+    user = await register()
+    rotated = await (await refresh(client, user["refreshToken"])).json()
+    await age_spent_tokens(auth_database, 60)
+
+    assert (await refresh(client, user["refreshToken"])).status == 401
+
+    for token in (user["accessToken"], rotated["accessToken"]):
+        resp = await client.get("/api/auth/profile", headers=bearer(token))
+        assert (resp.status, (await resp.json())["error"]) == (401, "AUTH_TOKEN_REVOKED")
+
+
 async def test_logout_needs_a_token(client):
     resp = await client.post("/api/auth/logout")
     assert (resp.status, (await resp.json())["error"]) == (401, "AUTH_TOKEN_MISSING")
 
 
-async def test_disabled_user_cannot_refresh(client, register: Register, auth_database):
+async def test_a_disabled_user_cannot_refresh_and_is_told_why(client, register: Register,
+                                                               auth_database):
     user = await register()
     conn = await asyncpg.connect(auth_database)
     await conn.execute("UPDATE users SET is_active = false WHERE id = $1::uuid", user["user"]["id"])
     await conn.close()
     resp = await refresh(client, user["refreshToken"])
-    assert (resp.status, (await resp.json())["error"]) == (401, "INVALID_REFRESH_TOKEN")
+    assert (resp.status, (await resp.json())["error"]) == (403, "ACCOUNT_DISABLED")

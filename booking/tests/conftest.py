@@ -13,19 +13,22 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import AppRunner
+from yarl import URL
 
 from booking.app import create_app
 from booking.config import Config
 from booking.db import MIGRATIONS
+from booking.tests.fault_proxy import FaultProxy
 from catalog.app import create_app as create_catalog_app
 from catalog.config import Config as CatalogConfig
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
@@ -226,6 +229,88 @@ async def silent_server() -> AsyncIterator[SilentServer]:
     hang_up.set()
     server.close()
     await server.wait_closed()
+
+
+# --- payments: a stand-in of its amount contract ----------------------------------------------
+
+@dataclass
+class PaymentsStandIn:
+    """payments' `PUT /internal/payments/booking/{bookingId}/amount`, as its contract says it
+    answers: `answer` is "updated" (200, the open intent asks the new amount), "none" (200, no
+    open intent), "in_progress" (409 PAYMENT_IN_PROGRESS) or "unavailable" (503, Stripe away).
+    While `gate` is clear, calls wait for it (the test decides when payments answers)."""
+
+    url: str
+    answer: str = "updated"
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    amounts: dict[str, int] = field(default_factory=dict)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0
+
+    def amounts_asked(self, booking_id: str) -> list[int]:
+        return [body["amount"] for called, body in self.calls if called == booking_id]
+
+
+def payments_app(standin: PaymentsStandIn) -> web.Application:
+    async def set_amount(request: web.Request) -> web.Response:
+        if request.headers.get("X-Internal-Token") != INTERNAL_TOKEN:
+            return web.json_response({"status": 401, "error": "SERVICE_CREDENTIAL_INVALID",
+                                      "message": "no"}, status=401)
+        booking_id, body = request.match_info["booking"], await request.json()
+        standin.waiting += 1
+        try:
+            await standin.gate.wait()
+        finally:
+            standin.waiting -= 1
+        standin.calls.append((booking_id, body))
+        if standin.answer == "in_progress":
+            return web.json_response({"status": 409, "error": "PAYMENT_IN_PROGRESS",
+                                      "message": "An intent is processing"}, status=409)
+        if standin.answer == "unavailable":
+            return web.json_response({"status": 503, "error": "PAYMENT_PROVIDER_UNAVAILABLE",
+                                      "message": "Stripe cannot be reached"}, status=503,
+                                     headers={"Retry-After": "5"})
+        standin.amounts[booking_id] = body["amount"]
+        intent = None if standin.answer == "none" else f"pi_{booking_id[:8]}"
+        return web.json_response({"bookingId": booking_id, "amount": body["amount"],
+                                  "currency": body["currency"], "paymentIntentId": intent,
+                                  "action": standin.answer})
+
+    app = web.Application()
+    app.router.add_put("/internal/payments/booking/{booking}/amount", set_amount)
+    return app
+
+
+@pytest.fixture
+async def payments() -> AsyncIterator[PaymentsStandIn]:
+    standin = PaymentsStandIn(url="")
+    standin.gate.set()
+    server = ServedAsInProduction(payments_app(standin))
+    await server.start_server()
+    standin.url = str(server.make_url("")).rstrip("/")
+    yield standin
+    standin.gate.set()
+    await server.close()
+
+
+# --- booking's database, behind a proxy that can lose it ---------------------------------------
+
+@dataclass
+class LosableDatabase:
+    proxy: FaultProxy
+    url: str
+
+
+@pytest.fixture
+async def losable_database(booking_database: str) -> AsyncIterator[LosableDatabase]:
+    """booking's database through a `FaultProxy`: the URL to give booking, and the proxy."""
+    real = URL(booking_database)
+    proxy = FaultProxy(real.host or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    # Plain text, so that the proxy sees the statements (and nothing is encrypted on loopback).
+    url = real.with_port(proxy.port).update_query(sslmode="disable")
+    yield LosableDatabase(proxy, str(url))
+    await proxy.close()
 
 
 # --- booking ---------------------------------------------------------------------------------

@@ -105,6 +105,8 @@ async def test_an_admin_moves_a_booking_through_its_statuses_with_an_event_each(
     assert (await confirmed.json())["confirmedAt"] is not None
     await probe.wait_for(created["id"], "booking.confirmed")
     await eventually(lambda: catalog.hold_is(created["id"], "booked"))
+    await booking_db.execute("UPDATE bookings SET tour_date = $2 WHERE id = $1",
+                             uuid.UUID(created["id"]), datetime.now(UTC).date() - timedelta(1))
 
     completed = await booking.patch(path, headers=bearer(admin), json={"status": "completed"})
     assert completed.status == 200
@@ -116,6 +118,32 @@ async def test_an_admin_moves_a_booking_through_its_statuses_with_an_event_each(
     assert (await refused.json())["error"] == "INVALID_TRANSITION"
     assert await outbox(booking_db, created["id"]) == ["booking.confirmed", "booking.completed"]
     assert metric(booking, "bookings_confirmed_total", source="admin") == 1
+
+
+@pytest.mark.parametrize("days_ahead", [0, 20])
+async def test_even_an_admin_completes_a_booking_only_after_its_departure_date(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        admin: dict[str, Any], booking_db: asyncpg.Connection, days_ahead: int) -> None:
+    departure = await catalog.departure()
+    created = await book(booking, customer, departure)
+    path = f"/api/bookings/{created['id']}"
+    await booking.patch(f"{path}/payment-status", headers=bearer(admin),
+                        json={"paymentStatus": "paid"})
+    day = datetime.now(UTC).date() + timedelta(days=days_ahead)
+    await booking_db.execute("UPDATE bookings SET tour_date = $2 WHERE id = $1",
+                             uuid.UUID(created["id"]), day)
+
+    seen = await (await booking.get(path, headers=bearer(admin))).json()
+    refused = await booking.patch(f"{path}/status", headers=bearer(admin),
+                                  json={"status": "completed"})
+
+    assert seen["allowedTransitions"]["status"] == ["cancelled"]
+    assert refused.status == 409
+    body = await refused.json()
+    assert (body["error"], body["details"]["allowed"]) == ("INVALID_TRANSITION", ["cancelled"])
+    assert f"the departure date ({day.isoformat()}) has not passed yet" in body["message"]
+    assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
+    assert await outbox(booking_db, created["id"]) == ["booking.confirmed"]
 
 
 async def test_an_illegal_status_move_lists_the_allowed_ones(
@@ -150,12 +178,26 @@ async def test_marking_a_pending_booking_paid_confirms_it_like_a_payment_event(
     event, *_ = await probe.wait_for(created["id"], "booking.confirmed")
     assert event["data"]["paymentStatus"] == "paid"
 
+    partly = await booking.patch(path, headers=bearer(admin),
+                                 json={"paymentStatus": "partially_refunded",
+                                       "refundedAmount": 1000})
+    assert partly.status == 200
+    body = await partly.json()
+    assert (body["paymentStatus"], body["paidAmount"], body["refundedAmount"],
+            body["netPaidAmount"]) == ("partially_refunded", created["totalAmount"], 1000,
+                                       created["totalAmount"] - 1000)
+    for amounts in ({}, {"refundedAmount": 1000}, {"refundedAmount": created["totalAmount"]}):
+        refused = await booking.patch(path, headers=bearer(admin), json={
+            "paymentStatus": "partially_refunded", **amounts})
+        assert refused.status == 400
+        assert (await refused.json())["details"][0]["field"] in ("refundedAmount", "body")
+
     refunded = await booking.patch(path, headers=bearer(admin),
                                    json={"paymentStatus": "refunded"})
     assert refunded.status == 200
     body = await refunded.json()
-    assert (body["status"], body["paymentStatus"], body["refundedAmount"]) == (
-        "confirmed", "refunded", created["totalAmount"])
+    assert (body["status"], body["paymentStatus"], body["refundedAmount"],
+            body["netPaidAmount"]) == ("confirmed", "refunded", created["totalAmount"], 0)
 
     unpaid = await booking.patch(path, headers=bearer(admin), json={"paymentStatus": "unpaid"})
     assert unpaid.status == 409

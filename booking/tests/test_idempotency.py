@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
+from booking.app_keys import JOBS
 from booking.tests.conftest import Catalog, LateHold, MakeBooking, book, departure_locked
 from common.testing import bearer, eventually
 
@@ -177,3 +180,63 @@ async def test_the_same_key_sent_many_times_at_once_makes_one_booking(
     assert replay.status == 201
     assert (await replay.json())["id"] == made
     assert set(created) == {await replay.read()}
+
+
+async def test_a_retry_that_finds_its_hold_expired_books_nothing_and_frees_the_key(
+        *, make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any],
+        late_hold: LateHold, booking_db: asyncpg.Connection, catalog_database: str) -> None:
+    booking = await make_booking(CATALOG_URL=catalog.url, BOOKING_CATALOG_TIMEOUT="0.5")
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+    claimed = await late_hold(booking, departure, keyed(customer, key), 2)
+    # The traveller comes back after the hold's time ran out (the sweeper has not yet run).
+    conn = await asyncpg.connect(catalog_database)
+    try:
+        await conn.execute("UPDATE seat_holds SET expires_at = now() - interval '1 minute'"
+                           " WHERE booking_id = $1", claimed)
+    finally:
+        await conn.close()
+
+    retried = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                 json=departure.booking(2))
+
+    assert retried.status == 409, await retried.text()
+    assert (await retried.json())["error"] == "HOLD_EXPIRED"
+    assert await bookings_of(booking_db, departure.tour_id) == []
+    assert await catalog.hold_state(str(claimed)) == "released"
+    assert await catalog.available_seats(departure) == 10
+    again = await booking.post("/api/bookings", headers=keyed(customer, key),
+                               json=departure.booking(2))
+    assert again.status == 201
+    made = await again.json()
+    assert made["id"] != str(claimed)
+    assert datetime.fromisoformat(made["expiresAt"]) > datetime.now(UTC)
+
+
+@pytest.mark.parametrize(("ending", "code"), [
+    ("expiry job", "BOOKING_EXPIRED"), ("past expiresAt", "BOOKING_EXPIRED"),
+    ("cancelled", "BOOKING_CANCELLED")])
+async def test_a_replay_never_presents_a_booking_gone_since_as_created(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        booking_db: asyncpg.Connection, ending: str, code: str) -> None:
+    departure = await catalog.departure()
+    key = str(uuid.uuid4())
+    first = await booking.post("/api/bookings", headers=keyed(customer, key),
+                               json=departure.booking(2))
+    made = await first.json()
+    if ending == "expiry job":
+        await booking.app[JOBS].expire_due(now=datetime.now(UTC) + timedelta(hours=1))
+    elif ending == "past expiresAt":
+        await booking_db.execute("UPDATE bookings SET expires_at = now() - interval '1 second'"
+                                 " WHERE id = $1", uuid.UUID(made["id"]))
+    else:
+        await booking.post(f"/api/bookings/{made['id']}/cancel", headers=bearer(customer))
+
+    replay = await booking.post("/api/bookings", headers=keyed(customer, key),
+                                json=departure.booking(2))
+
+    assert replay.status == 409
+    body = await replay.json()
+    assert body["error"] == code
+    assert body["details"]["bookingId"] == made["id"]
+    assert len(await bookings_of(booking_db, departure.tour_id)) == 1

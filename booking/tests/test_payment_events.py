@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from booking.app_keys import JOBS
 from booking.tests.conftest import Catalog, book, metric, outbox, publish_payment, status_of
 from common.bus import BOOKING_PAYMENT_QUEUE, EXCHANGE, Event
 from common.bus.testing import EventProbe, QueueReader, headers
-from common.testing import eventually
+from common.testing import bearer, eventually
 
 
 async def has_status(client: TestClient, who: dict[str, Any], booking_id: str,
@@ -113,6 +114,72 @@ async def test_refunds_are_partial_until_the_whole_total_is_back(
     assert await booking_db.fetchval("SELECT refunded_amount FROM bookings WHERE id = $1",
                                      uuid.UUID(created["id"])) == 10_000
     assert await outbox(booking_db, created["id"]) == ["booking.confirmed"]
+
+
+async def amounts(client: TestClient, who: dict[str, Any], booking_id: str) -> tuple[int, ...]:
+    resp = await client.get(f"/api/bookings/{booking_id}", headers=bearer(who))
+    body = await resp.json()
+    return body["paidAmount"], body["refundedAmount"], body["netPaidAmount"]
+
+
+async def test_a_booking_shows_what_was_paid_refunded_and_kept(
+        booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        reader: QueueReader) -> None:
+    departure = await catalog.departure(price=5000)
+    created = await book(booking, customer, departure, participants=2)
+    assert await amounts(booking, customer, created["id"]) == (0, 0, 0)
+    await publish_payment(reader, "payment.succeeded", created)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "paid")))
+    assert await amounts(booking, customer, created["id"]) == (10_000, 0, 10_000)
+
+    # A refund of nothing (an update that added no money back) changes nothing.
+    await publish_payment(reader, "payment.refunded", created, refundedAmount=0)
+    await eventually(lambda: handled(booking, "payment.refunded", "handled", 1))
+    assert await status_of(booking, customer, created["id"]) == ("confirmed", "paid")
+
+    await publish_payment(reader, "payment.refunded", created, refundedAmount=3000)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "partially_refunded")))
+    assert await amounts(booking, customer, created["id"]) == (10_000, 3000, 7000)
+    # A late event with a smaller total never shrinks what was refunded.
+    await publish_payment(reader, "payment.refunded", created, refundedAmount=1000)
+    await eventually(lambda: handled(booking, "payment.refunded", "handled", 3))
+    assert await amounts(booking, customer, created["id"]) == (10_000, 3000, 7000)
+    await publish_payment(reader, "payment.refunded", created, refundedAmount=10_000)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "refunded")))
+    assert await amounts(booking, customer, created["id"]) == (10_000, 10_000, 0)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ({"amount": 1}, "amount"),
+    ({"currency": "usd"}, "currency"),
+    ({"amount": None}, "unverifiable"),
+])
+async def test_a_payment_that_is_not_the_total_confirms_nothing_and_says_why(
+        *, booking: TestClient, catalog: Catalog, customer: dict[str, Any],
+        reader: QueueReader, booking_db: asyncpg.Connection, data: dict[str, Any],
+        reason: str) -> None:
+    departure = await catalog.departure(price=5000)
+    created = await book(booking, customer, departure, participants=2)
+
+    event = await publish_payment(reader, "payment.succeeded", created, **data)
+
+    await eventually(lambda: handled(booking, "payment.succeeded", "handled", 1))
+    assert await status_of(booking, customer, created["id"]) == ("pending", "unpaid")
+    assert await outbox(booking_db, created["id"]) == []
+    assert await catalog.hold_state(created["id"]) == "held"
+    anomaly = await booking_db.fetchrow(
+        "SELECT * FROM payment_anomalies WHERE event_id = $1", uuid.UUID(event.event_id))
+    assert (anomaly["booking_id"], anomaly["reason"], anomaly["expected_amount"],
+            anomaly["expected_currency"]) == (uuid.UUID(created["id"]), reason, 10_000, "EUR")
+    assert anomaly["payment_intent_id"] == event.data["paymentIntentId"]
+    assert metric(booking, "booking_payment_anomalies_total", reason=reason) >= 1
+    # The right payment still confirms it.
+    await publish_payment(reader, "payment.succeeded", created)
+    await eventually(lambda: has_status(booking, customer, created["id"],
+                                        ("confirmed", "paid")))
 
 
 async def test_a_payment_landing_after_expiry_is_recorded_and_the_booking_stays_cancelled(

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from booking.tests.conftest import Catalog, book
-from common.testing import bearer
+from common.testing import bearer, register
 
 
 async def ids(client: TestClient, who: dict[str, Any], **query: Any) -> list[str]:
@@ -141,3 +143,41 @@ async def test_list_dates_are_yyyy_mm_dd_and_in_order(
     body = await resp.json()
     assert body["error"] == "VALIDATION_ERROR"
     assert [d["field"] for d in body["details"]] == [field]
+
+
+async def test_a_page_and_its_total_come_from_one_snapshot(
+        booking: TestClient, booking_db: asyncpg.Connection, auth_url: str) -> None:
+    """Bookings made while a list is read never make its total disagree with its items."""
+    traveller = await asyncio.to_thread(register, auth_url, "Lena")
+    user_id = uuid.UUID(traveller["user"]["id"])
+    arrived = 60
+    writing = True
+
+    async def write() -> None:
+        nonlocal writing
+        try:
+            for _ in range(arrived):
+                await booking_db.execute(
+                    """INSERT INTO bookings (id, user_id, tour_id, departure_id, tour_title,
+                                             tour_date, participants, unit_price, total_amount,
+                                             currency, contact_name, contact_email, expires_at)
+                       VALUES ($1, $2, $1, $1, 'Rush', current_date + 30, 1, 100, 100, 'EUR',
+                               'Lena', 'lena@example.com', now() + interval '15 minutes')""",
+                    uuid.uuid4(), user_id)
+        finally:
+            writing = False
+
+    async def read() -> list[tuple[int, int]]:
+        seen = []
+        while writing:
+            resp = await booking.get("/api/bookings", headers=bearer(traveller),
+                                     params={"limit": "100"})
+            body = await resp.json()
+            seen.append((body["total"], len(body["items"])))
+        return seen
+
+    _, *readers = await asyncio.gather(write(), read(), read(), read())
+
+    pages = [page for seen in readers for page in seen]
+    assert pages, "no list was read while bookings arrived"
+    assert [page for page in pages if page[0] != page[1]] == []

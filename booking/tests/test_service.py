@@ -11,12 +11,14 @@ from booking.tests.conftest import Catalog, book
 from common.testing import bearer
 
 
-async def test_health_reports_the_database_the_bus_and_catalog(booking: TestClient) -> None:
+async def test_health_reports_the_database_the_bus_catalog_and_payments(
+        booking: TestClient) -> None:
     resp = await booking.get("/health")
 
     assert resp.status == 200
     checks = (await resp.json())["checks"]
-    assert set(checks) == {"database", "broker", "outbox", "consumer:booking", "catalog"}
+    assert set(checks) == {"database", "broker", "outbox", "consumer:booking", "catalog",
+                           "payments", "revocations"}
     assert all(check["status"] == "ok" for check in checks.values())
     # Only the database decides readiness: without the broker, bookings still go to the outbox.
     assert [name for name, check in checks.items() if check["critical"]] == ["database"]

@@ -20,6 +20,9 @@ from booking.states import (
 )
 
 PENDING_UNPAID = State(Status.PENDING, PaymentStatus.UNPAID)
+TODAY = date(2027, 3, 14)
+# A departure whose date has passed: every move of the machine is open.
+PAST = {"tour_date": TODAY - timedelta(days=1), "today": TODAY}
 
 
 @pytest.mark.parametrize(("start", "to", "event"), [
@@ -30,7 +33,7 @@ PENDING_UNPAID = State(Status.PENDING, PaymentStatus.UNPAID)
 ])
 def test_every_status_move_emits_its_event_and_stamps_its_time(start: Status, to: Status,
                                                                event: str) -> None:
-    transition = change_status(State(start, PaymentStatus.UNPAID), to, reason="why")
+    transition = change_status(State(start, PaymentStatus.UNPAID), to, reason="why", **PAST)
     assert transition.after == State(to, PaymentStatus.UNPAID)
     assert transition.event_type == event
     assert transition.stamp is to
@@ -45,12 +48,12 @@ def test_every_status_move_emits_its_event_and_stamps_its_time(start: Status, to
 def test_an_illegal_status_move_is_refused_with_the_allowed_ones(start: Status,
                                                                  to: Status) -> None:
     with pytest.raises(InvalidTransition) as refused:
-        change_status(State(start, PaymentStatus.UNPAID), to)
+        change_status(State(start, PaymentStatus.UNPAID), to, **PAST)
     assert refused.value.status == 409
     assert refused.value.details["current"] == start
     assert refused.value.details["requested"] == to
     assert refused.value.details["allowed"] == list(
-        allowed_transitions(State(start, PaymentStatus.UNPAID))["status"])
+        allowed_transitions(State(start, PaymentStatus.UNPAID), **PAST)["status"])
 
 
 def test_money_received_on_a_pending_booking_confirms_it() -> None:
@@ -86,19 +89,30 @@ def test_an_illegal_payment_move_is_refused(start: PaymentStatus, to: PaymentSta
 
 
 def test_allowed_transitions_list_both_fields() -> None:
-    assert allowed_transitions(PENDING_UNPAID) == {
+    assert allowed_transitions(PENDING_UNPAID, **PAST) == {
         "status": ["confirmed", "cancelled"],
         "paymentStatus": ["processing", "paid", "failed"]}
-    assert allowed_transitions(State(Status.COMPLETED, PaymentStatus.REFUNDED)) == {
+    assert allowed_transitions(State(Status.COMPLETED, PaymentStatus.REFUNDED), **PAST) == {
         "status": [], "paymentStatus": []}
+
+
+@pytest.mark.parametrize("days_ahead", [0, 1, 30])
+def test_a_booking_completes_only_once_its_departure_date_has_passed(days_ahead: int) -> None:
+    confirmed = State(Status.CONFIRMED, PaymentStatus.PAID)
+    dates = {"tour_date": TODAY + timedelta(days=days_ahead), "today": TODAY}
+    assert allowed_transitions(confirmed, **dates)["status"] == ["cancelled"]
+    with pytest.raises(InvalidTransition) as refused:
+        change_status(confirmed, Status.COMPLETED, **dates)
+    assert refused.value.details == {"field": "status", "current": "confirmed",
+                                     "requested": "completed", "allowed": ["cancelled"]}
+    assert "has not passed yet" in refused.value.message
+    assert change_status(confirmed, Status.COMPLETED, **PAST).after.status is Status.COMPLETED
 
 
 def test_a_refund_is_partial_until_the_whole_total_came_back() -> None:
     assert refund_status(1000, 3000) is PaymentStatus.PARTIALLY_REFUNDED
     assert refund_status(3000, 3000) is PaymentStatus.REFUNDED
 
-
-TODAY = date(2027, 3, 14)
 
 
 @pytest.mark.parametrize(("status", "moves"), [

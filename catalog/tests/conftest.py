@@ -139,6 +139,11 @@ def admin(signer: TokenSigner) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def manager(signer: TokenSigner) -> dict[str, str]:
+    return bearer(signer, "manager")
+
+
+@pytest.fixture(scope="session")
 def customer(signer: TokenSigner) -> dict[str, str]:
     return bearer(signer, "customer")
 

@@ -10,7 +10,7 @@ import uuid
 import structlog
 from pamqp.commands import Basic
 
-from catalog.tests.conftest import Api, Bus, orphan, seats_of
+from catalog.tests.conftest import SERVICE, Api, Bus, orphan, seats_of
 from common.bus import EXCHANGE
 from common.bus.testing import headers
 from common.testing import eventually
@@ -56,6 +56,21 @@ async def test_each_seat_change_publishes_the_departures_availability(api: Api, 
     ]
     # The envelope of DESIGN §5; the request's id travels as the correlation id.
     assert {"eventId", "eventVersion", "timestamp", "correlationId"} <= events[0].keys()
+
+
+async def test_a_resized_hold_publishes_the_departures_availability(api: Api, bus: Bus):
+    tour, departure = await api.tour_with_departure(capacity=10)
+    hold = await api.held(departure, 2)
+    for seats in (6, 6, 3):  # the repeated size changes nothing and publishes nothing
+        resp = await api.client.post(f"/internal/holds/{hold['bookingId']}/resize",
+                                     json={"seats": seats}, headers=SERVICE)
+        assert resp.status == 200
+    events = await bus.events(tour["id"], 3)
+    assert [(e["data"]["heldSeats"], e["data"]["availableSeats"]) for e in events] == [
+        (2, 8), (6, 4), (3, 7)]
+    low = [e for e in await bus.probe.events(tour["id"])
+           if e["eventType"] == "tour.availability.low"]
+    assert low == []  # 4 left of 10 is above the threshold of 2
 
 
 async def test_low_availability_is_published_once_when_the_threshold_is_crossed(

@@ -3,10 +3,12 @@ once, every refusal with the contract's code, and only with the service credenti
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp import ClientResponse
 
 from catalog.tests.conftest import SERVICE, Api, in_days, orphan, seats_of
 
@@ -205,3 +207,123 @@ async def test_internal_routes_refuse_anything_but_the_service_credential(
             assert resp.status == 401
     state = await api.client.get(f"/internal/holds/{hold['bookingId']}", headers=SERVICE)
     assert (await state.json())["state"] == "held"
+
+
+async def resize(api: Api, booking_id: str, seats: object,
+                 headers: dict[str, str] | None = None) -> ClientResponse:
+    return await api.client.post(f"/internal/holds/{booking_id}/resize", json={"seats": seats},
+                                 headers=SERVICE if headers is None else headers)
+
+
+async def test_a_resize_holds_more_or_fewer_seats_under_the_same_booking_id(api: Api, conn):
+    _, departure = await api.tour_with_departure(capacity=8)
+    hold = await api.held(departure, 3)
+
+    grown = await resize(api, hold["bookingId"], 5)
+    assert grown.status == 200
+    body = await grown.json()
+    assert (body["seats"], body["state"], body["availableSeats"]) == (5, "held", 3)
+    assert await seats_of(conn, departure["id"]) == (8, 5, 0)
+    again = await resize(api, hold["bookingId"], 5)  # the target is absolute: nothing changes
+    assert (again.status, (await again.json())["seats"]) == (200, 5)
+    assert await seats_of(conn, departure["id"]) == (8, 5, 0)
+
+    shrunk = await resize(api, hold["bookingId"], 1)
+    assert (await shrunk.json())["availableSeats"] == 7
+    assert await seats_of(conn, departure["id"]) == (8, 1, 0)
+    assert await api.metric("catalog_seats_total", change="held") >= 2
+    assert await api.metric("catalog_seats_total", change="released") >= 4
+
+
+async def test_a_resize_never_takes_seats_that_are_not_free(api: Api, conn):
+    _, departure = await api.tour_with_departure(capacity=6)
+    hold = await api.held(departure, 2)
+    await api.held(departure, 3)
+
+    refused = await resize(api, hold["bookingId"], 4)
+
+    assert refused.status == 409
+    assert await refused.json() == {
+        "status": 409, "error": "INSUFFICIENT_AVAILABILITY",
+        "message": f"Only 1 seats left on {departure['date']}",
+        "details": {"availableSeats": 1, "requested": 2, "tourDate": departure["date"]}}
+    assert await seats_of(conn, departure["id"]) == (6, 5, 0)
+    held = await api.client.get(f"/internal/holds/{hold['bookingId']}", headers=SERVICE)
+    assert (await held.json())["seats"] == 2
+
+
+async def test_a_booked_hold_resizes_its_booked_seats(api: Api, conn):
+    _, departure = await api.tour_with_departure(capacity=8)
+    hold = await api.held(departure, 4)
+    await api.hold_action(hold["bookingId"], "confirm")
+
+    shrunk = await resize(api, hold["bookingId"], 2)
+
+    assert (shrunk.status, (await shrunk.json())["state"]) == (200, "booked")
+    assert await seats_of(conn, departure["id"]) == (8, 0, 2)
+    assert (await resize(api, hold["bookingId"], 3)).status == 200
+    assert await seats_of(conn, departure["id"]) == (8, 0, 3)
+
+
+async def test_resize_refusals_have_the_contract_codes(api: Api, conn):
+    tour, departure = await api.tour_with_departure(capacity=6)
+    hold = await api.held(departure, 2)
+    released = await api.held(departure, 1)
+    await api.hold_action(released["bookingId"], "release")
+    closing = await api.held(await api.departure(tour["id"], days=45, capacity=6), 1)
+    await api.client.delete(f"/api/tours/{tour['id']}/departures/{closing['departureId']}",
+                            headers=api.admin)
+    cases = [
+        (hold["bookingId"], 7, 400, "VALIDATION_ERROR"),  # above maxGroupSize
+        (hold["bookingId"], 0, 400, "VALIDATION_ERROR"),
+        (hold["bookingId"], "3", 400, "VALIDATION_ERROR"),
+        (released["bookingId"], 2, 409, "HOLD_RELEASED"),
+        (str(uuid.uuid4()), 2, 404, "HOLD_NOT_FOUND"),
+        ("not-a-uuid", 2, 404, "HOLD_NOT_FOUND"),
+        (closing["bookingId"], 2, 404, "DEPARTURE_NOT_FOUND"),  # closed: no new seats
+    ]
+    for booking_id, seats, status, code in cases:
+        resp = await resize(api, booking_id, seats)
+        assert (resp.status, (await resp.json())["error"]) == (status, code), (seats, code)
+    too_many = await (await resize(api, hold["bookingId"], 7)).json()
+    assert too_many["details"][0]["field"] == "participants"
+    # A closed departure still lets a hold give seats back.
+    assert (await resize(api, closing["bookingId"], 1)).status == 200
+    assert await seats_of(conn, departure["id"]) == (6, 2, 0)
+    for headers in ({"X-Internal-Token": "guess"}, api.admin):
+        denied = await resize(api, hold["bookingId"], 3, headers=headers)
+        assert denied.status == 401
+
+
+async def test_a_departure_that_has_come_takes_no_more_seats_but_gives_some_back(api: Api,
+                                                                                  conn):
+    _, departure = await api.tour_with_departure(capacity=6)
+    hold = await api.held(departure, 3)
+    await conn.execute("UPDATE departures SET date = $2 WHERE id = $1",
+                       uuid.UUID(departure["id"]), datetime.now(UTC).date())
+
+    grown = await resize(api, hold["bookingId"], 4)
+    assert (grown.status, (await grown.json())["error"]) == (400, "DEPARTURE_IN_PAST")
+    assert (await resize(api, hold["bookingId"], 2)).status == 200
+    assert await seats_of(conn, departure["id"]) == (6, 2, 0)
+
+
+async def test_concurrent_resizes_and_holds_never_overbook(api: Api, conn):
+    tour, departure = await api.tour_with_departure(capacity=10)
+    mine = await api.held(departure, 1)
+
+    answers = await asyncio.gather(
+        *(resize(api, mine["bookingId"], 6) for _ in range(5)),
+        *(api.hold(tour["id"], departure["date"], 1) for _ in range(20)))
+
+    statuses = [resp.status for resp in answers]
+    capacity, held, booked = await seats_of(conn, departure["id"])
+    holds = await conn.fetch("SELECT seats FROM seat_holds WHERE departure_id = $1"
+                             " AND state = 'held'", uuid.UUID(departure["id"]))
+    assert held + booked <= capacity == 10
+    assert held == sum(row["seats"] for row in holds)
+    assert statuses[5:].count(201) == len(holds) - 1
+    mine_now = await api.client.get(f"/internal/holds/{mine['bookingId']}", headers=SERVICE)
+    grown = (await mine_now.json())["seats"] == 6
+    # Either the resize got its five seats before the rush took them, or every try was refused.
+    assert set(statuses[:5]) == ({200} if grown else {409})

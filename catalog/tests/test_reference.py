@@ -3,6 +3,7 @@ for real, and never taken away from under active tours."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -131,3 +132,25 @@ async def test_destinations_in_use_are_kept_too(api: Api, admin):
     assert (refused.status, (await refused.json())["error"]) == (409, "DESTINATION_IN_USE")
     unknown = await api.client.delete(f"/api/destinations/{uuid.uuid4()}", headers=admin)
     assert (unknown.status, (await unknown.json())["error"]) == (404, "DESTINATION_NOT_FOUND")
+
+
+@pytest.mark.parametrize(("path", "count"), [
+    ("/api/categories", "SELECT count(*) FROM categories WHERE name = $1"),
+    ("/api/destinations", "SELECT count(*) FROM destinations WHERE name = $1"),
+])
+async def test_concurrent_creates_of_one_name_make_one_entry_and_clean_409s(api: Api, conn,
+                                                                            path: str,
+                                                                            count: str):
+    name = f"Rush {token()}"
+    body = {"name": name, "country": "Fine"} if path.endswith("destinations") else {"name": name}
+
+    async def create() -> tuple[int, str | None]:
+        resp = await api.client.post(path, json=body, headers=api.admin)
+        payload = await resp.json()
+        return resp.status, payload.get("error")
+
+    answers = await asyncio.gather(*(create() for _ in range(20)))
+
+    assert sorted(answers, key=str) == sorted(
+        [(201, None)] + [(409, "DUPLICATE_SLUG")] * 19, key=str)
+    assert await conn.fetchval(count, name) == 1

@@ -161,12 +161,14 @@ async def test_bad_queries_are_400_naming_the_parameter(api: Api, params, field)
     assert field in [d["field"] for d in body["details"]]
 
 
-async def test_inactive_tours_are_for_admins_only(api: Api, world: World, admin, customer):
-    everything = await api.get("/api/tours", params={"q": world.word, "includeInactive": "true"},
-                               headers=admin)
-    assert everything["total"] == 5
+async def test_inactive_tours_are_for_staff_only(api: Api, world: World, admin, manager,
+                                                customer):
+    for staff in (admin, manager):
+        everything = await api.get("/api/tours", headers=staff,
+                                   params={"q": world.word, "includeInactive": "true"})
+        assert everything["total"] == 5
     refused = await api.client.get("/api/tours", params={"includeInactive": "true"},
                                    headers=customer)
-    assert (refused.status, (await refused.json())["error"]) == (403, "FORBIDDEN_ADMIN_ONLY")
+    assert (refused.status, (await refused.json())["error"]) == (403, "FORBIDDEN_ROLE")
     anonymous = await api.client.get("/api/tours", params={"includeInactive": "true"})
     assert (anonymous.status, (await anonymous.json())["error"]) == (401, "AUTH_TOKEN_MISSING")

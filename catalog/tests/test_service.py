@@ -15,7 +15,7 @@ async def test_health_reports_every_dependency(api: Api):
     health = await api.get("/health")
     assert health["status"] == "ok" and health["service"] == "catalog"
     assert set(health["checks"]) == {"database", "broker", "outbox", "consumer:catalog",
-                                     "sweeper"}
+                                     "sweeper", "revocations"}
     assert all(check["status"] == "ok" for check in health["checks"].values())
     assert health["checks"]["database"]["critical"] is True
     assert health["checks"]["broker"]["critical"] is False  # holds work while it is away
@@ -51,6 +51,7 @@ async def test_the_api_document_lists_every_route(api: Api):
         "/api/tours/{tour}/departures/{departure}", "/api/categories",
         "/api/categories/{category}", "/api/destinations", "/api/destinations/{destination}",
         "/internal/holds", "/internal/holds/{booking}", "/internal/holds/{booking}/confirm",
+        "/internal/holds/{booking}/resize",
         "/internal/holds/{booking}/release"}
     hold = document["paths"]["/internal/holds"]["post"]
     assert hold["security"] == [{"serviceToken": []}]

@@ -11,10 +11,10 @@ from common import auth
 from common.errors import AppError
 
 
-async def require_admin_for(request: web.Request, include_inactive: bool) -> None:
-    """Inactive entries are for admins: asking for them needs an admin's token."""
+async def require_manager_for(request: web.Request, include_inactive: bool) -> None:
+    """Inactive entries are for staff: asking for them needs a manager's or an admin's token."""
     if include_inactive:
-        auth.require_admin(await auth.authenticate(request))
+        auth.require_manager(await auth.authenticate(request))
 
 
 def path_id(request: web.Request, name: str, not_found: AppError) -> UUID:

@@ -1,4 +1,5 @@
-"""The seat API for booking (`/internal`, service credential only): hold, confirm, release, read.
+"""The seat API for booking (`/internal`, service credential only): hold, resize, confirm, release,
+read.
 
 Each call is one transaction: the hold row, the departure's counters and the availability events
 commit together or not at all.
@@ -12,7 +13,7 @@ from aiohttp import web
 from catalog import clock, seats
 from catalog.app_keys import SEAT_METRICS
 from catalog.errors import HoldNotFound, InsufficientAvailability
-from catalog.schemas import HoldIn, HoldOut
+from catalog.schemas import HoldIn, HoldOut, HoldResizeIn
 from catalog.views import available_seats, path_id
 from common.db import POOL
 from common.http import endpoint, json_response
@@ -47,6 +48,23 @@ async def create_hold(request: web.Request, body: HoldIn) -> web.Response:
     metrics.holds.labels("created" if outcome.change else "repeated").inc()
     metrics.moved(outcome.change, outcome.seats)
     return json_response(hold_out(outcome.hold), status=201 if outcome.change else 200)
+
+
+@endpoint(summary="Change how many seats a booking holds", access="service", body=HoldResizeIn,
+          response=HoldOut, errors=(404, 409), tags=TAGS, description=(
+              "The hold, held or booked, has `seats` from now on; its availability change is "
+              "published. Idempotent: the same size again changes nothing. More seats only if "
+              "they are free: 409 INSUFFICIENT_AVAILABILITY (details.requested: the seats "
+              "added); 404 DEPARTURE_NOT_FOUND when the departure is closed; 400 "
+              "DEPARTURE_IN_PAST when it has come; 400 VALIDATION_ERROR (field participants) "
+              "outside 1 to maxGroupSize. Fewer seats always. 409 HOLD_RELEASED, 404 "
+              "HOLD_NOT_FOUND."))
+async def resize_hold(request: web.Request, body: HoldResizeIn) -> web.Response:
+    booking_id = path_id(request, "booking", HoldNotFound())
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        outcome = await seats.resize(conn, booking_id, body.seats, now=clock.now())
+    request.app[SEAT_METRICS].moved(outcome.change, outcome.seats)
+    return json_response(hold_out(outcome.hold))
 
 
 @endpoint(summary="Book a hold's seats (the booking is paid)", access="service",

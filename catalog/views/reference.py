@@ -1,4 +1,4 @@
-"""Categories and destinations: public reads, the admin's writes."""
+"""Categories and destinations: public reads, managers' and admins' writes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from catalog.schemas import (
     DetailQuery,
     PageQuery,
 )
-from catalog.views import path_id, require_admin_for
+from catalog.views import path_id, require_manager_for
 from common.auth import Identity
 from common.db import POOL
 from common.http import endpoint, json_response
@@ -47,7 +47,7 @@ def destination_out(row: asyncpg.Record) -> DestinationOut:
 @endpoint(summary="List categories", query=PageQuery, response=CategoryPage, errors=(401, 403),
           tags=TAGS)
 async def list_categories(request: web.Request, query: PageQuery) -> web.Response:
-    await require_admin_for(request, query.include_inactive)
+    await require_manager_for(request, query.include_inactive)
     async with request.app[POOL].acquire() as conn:
         total, rows = await reference.categories(conn, query)
     page = CategoryPage(items=[category_out(row) for row in rows], page=query.page,
@@ -59,7 +59,7 @@ async def list_categories(request: web.Request, query: PageQuery) -> web.Respons
 @endpoint(summary="A category by id or slug", query=DetailQuery, response=CategoryOut,
           errors=(401, 403, 404), tags=TAGS)
 async def get_category(request: web.Request, query: DetailQuery) -> web.Response:
-    await require_admin_for(request, query.include_inactive)
+    await require_manager_for(request, query.include_inactive)
     async with request.app[POOL].acquire() as conn:
         row = await reference.category(conn, request.match_info["category"],
                                        include_inactive=query.include_inactive)
@@ -68,7 +68,7 @@ async def get_category(request: web.Request, query: DetailQuery) -> web.Response
                        public=not query.include_inactive)
 
 
-@endpoint(summary="Create a category", access="admin", body=CategoryIn, response=CategoryOut,
+@endpoint(summary="Create a category", access="manager", body=CategoryIn, response=CategoryOut,
           status=201, errors=(409,), tags=TAGS)
 async def create_category(request: web.Request, identity: Identity,
                           body: CategoryIn) -> web.Response:
@@ -77,7 +77,7 @@ async def create_category(request: web.Request, identity: Identity,
     return json_response(category_out(row), status=201)
 
 
-@endpoint(summary="Change a category", access="admin", body=CategoryPatch, response=CategoryOut,
+@endpoint(summary="Change a category", access="manager", body=CategoryPatch, response=CategoryOut,
           errors=(404, 409), tags=TAGS, description=IN_USE)
 async def update_category(request: web.Request, identity: Identity,
                           body: CategoryPatch) -> web.Response:
@@ -87,7 +87,7 @@ async def update_category(request: web.Request, identity: Identity,
     return json_response(category_out(row))
 
 
-@endpoint(summary="Deactivate a category (soft delete)", access="admin", status=204,
+@endpoint(summary="Deactivate a category (soft delete)", access="manager", status=204,
           errors=(404, 409), tags=TAGS, description=IN_USE)
 async def delete_category(request: web.Request, identity: Identity) -> web.Response:
     category_id = path_id(request, "category", CategoryNotFound())
@@ -99,7 +99,7 @@ async def delete_category(request: web.Request, identity: Identity) -> web.Respo
 @endpoint(summary="List destinations", query=DestinationQuery, response=DestinationPage,
           errors=(401, 403), tags=TAGS)
 async def list_destinations(request: web.Request, query: DestinationQuery) -> web.Response:
-    await require_admin_for(request, query.include_inactive)
+    await require_manager_for(request, query.include_inactive)
     async with request.app[POOL].acquire() as conn:
         total, rows = await reference.destinations(conn, query)
     page = DestinationPage(items=[destination_out(row) for row in rows], page=query.page,
@@ -111,7 +111,7 @@ async def list_destinations(request: web.Request, query: DestinationQuery) -> we
 @endpoint(summary="A destination by id or slug", query=DetailQuery, response=DestinationOut,
           errors=(401, 403, 404), tags=TAGS)
 async def get_destination(request: web.Request, query: DetailQuery) -> web.Response:
-    await require_admin_for(request, query.include_inactive)
+    await require_manager_for(request, query.include_inactive)
     async with request.app[POOL].acquire() as conn:
         row = await reference.destination(conn, request.match_info["destination"],
                                           include_inactive=query.include_inactive)
@@ -120,7 +120,7 @@ async def get_destination(request: web.Request, query: DetailQuery) -> web.Respo
                        public=not query.include_inactive)
 
 
-@endpoint(summary="Create a destination", access="admin", body=DestinationIn,
+@endpoint(summary="Create a destination", access="manager", body=DestinationIn,
           response=DestinationOut, status=201, errors=(409,), tags=TAGS)
 async def create_destination(request: web.Request, identity: Identity,
                              body: DestinationIn) -> web.Response:
@@ -129,7 +129,7 @@ async def create_destination(request: web.Request, identity: Identity,
     return json_response(destination_out(row), status=201)
 
 
-@endpoint(summary="Change a destination", access="admin", body=DestinationPatch,
+@endpoint(summary="Change a destination", access="manager", body=DestinationPatch,
           response=DestinationOut, errors=(404, 409), tags=TAGS, description=IN_USE)
 async def update_destination(request: web.Request, identity: Identity,
                              body: DestinationPatch) -> web.Response:
@@ -139,7 +139,7 @@ async def update_destination(request: web.Request, identity: Identity,
     return json_response(destination_out(row))
 
 
-@endpoint(summary="Deactivate a destination (soft delete)", access="admin", status=204,
+@endpoint(summary="Deactivate a destination (soft delete)", access="manager", status=204,
           errors=(404, 409), tags=TAGS, description=IN_USE)
 async def delete_destination(request: web.Request, identity: Identity) -> web.Response:
     destination_id = path_id(request, "destination", DestinationNotFound())

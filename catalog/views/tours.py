@@ -1,4 +1,4 @@
-"""Tours and their departures: public search and detail, the admin's writes."""
+"""Tours and their departures: public search and detail, managers' and admins' writes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 from catalog import tours
 from catalog.app_keys import CONFIG
 from catalog.caching import cached_json
+from catalog.currencies import minor_units
 from catalog.errors import DepartureNotFound, TourNotFound
 from catalog.schemas import (
     CategoryRef,
@@ -26,7 +27,7 @@ from catalog.schemas import (
     TourPatch,
     TourQuery,
 )
-from catalog.views import available_seats, path_id, require_admin_for
+from catalog.views import available_seats, path_id, require_manager_for
 from common.auth import Identity
 from common.db import POOL
 from common.http import endpoint, json_response
@@ -68,7 +69,8 @@ def _tour_fields(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": row["id"], "title": row["title"], "slug": row["slug"], "summary": row["summary"],
         "description": row["description"], "price": row["price"], "currency": row["currency"],
-        "duration": row["duration"], "duration_unit": row["duration_unit"],
+        "currency_digits": minor_units(row["currency"]), "duration": row["duration"],
+        "duration_unit": row["duration_unit"],
         "difficulty": row["difficulty"], "max_group_size": row["max_group_size"],
         "ratings_average": float(row["ratings_average"]),
         "ratings_quantity": row["ratings_quantity"], "image_cover": row["image_cover"],
@@ -83,9 +85,10 @@ def _tour_fields(row: asyncpg.Record) -> dict[str, Any]:
               "Active tours matching every filter given. `q` finds words (or word starts) in the "
               "title, destination, summary and description; `from`/`to` keep tours with an "
               "active future departure in that range. Answers carry an ETag (304 on "
-              "If-None-Match) and a short max-age. includeInactive needs an admin token."))
+              "If-None-Match) and a short max-age. includeInactive needs a manager's or an "
+              "admin's token."))
 async def search_tours(request: web.Request, query: TourQuery) -> web.Response:
-    await require_admin_for(request, query.include_inactive)
+    await require_manager_for(request, query.include_inactive)
     async with request.app[POOL].acquire() as conn:
         total, rows = await tours.search(conn, query)
     page = TourPage(items=[tour_out(row) for row in rows], page=query.page, limit=query.limit,
@@ -97,7 +100,7 @@ async def search_tours(request: web.Request, query: TourQuery) -> web.Response:
 @endpoint(summary="A tour by id or slug, with its future departures and live availableSeats",
           query=DetailQuery, response=TourDetailOut, errors=(401, 403, 404), tags=TAGS)
 async def get_tour(request: web.Request, query: DetailQuery) -> web.Response:
-    await require_admin_for(request, query.include_inactive)
+    await require_manager_for(request, query.include_inactive)
     async with request.app[POOL].acquire() as conn:
         tour, departures = await tours.detail(conn, request.match_info["tour"],
                                               include_inactive=query.include_inactive)
@@ -106,7 +109,7 @@ async def get_tour(request: web.Request, query: DetailQuery) -> web.Response:
                        public=not query.include_inactive)
 
 
-@endpoint(summary="Create a tour", access="admin", body=TourIn, response=TourDetailOut,
+@endpoint(summary="Create a tour", access="manager", body=TourIn, response=TourDetailOut,
           status=201, errors=(409,), tags=TAGS,
           description="409 DUPLICATE_SLUG when the slug (given, or derived from the title) is "
                       "taken; an unknown or inactive categoryId/destinationId is a 400.")
@@ -117,7 +120,7 @@ async def create_tour(request: web.Request, identity: Identity, body: TourIn) ->
     return json_response(detail_out(tour, departures), status=201)
 
 
-@endpoint(summary="Change a tour", access="admin", body=TourPatch, response=TourDetailOut,
+@endpoint(summary="Change a tour", access="manager", body=TourPatch, response=TourDetailOut,
           errors=(404, 409), tags=TAGS)
 async def update_tour(request: web.Request, identity: Identity, body: TourPatch) -> web.Response:
     tour_id = path_id(request, "tour", TourNotFound())
@@ -127,7 +130,7 @@ async def update_tour(request: web.Request, identity: Identity, body: TourPatch)
     return json_response(detail_out(tour, departures))
 
 
-@endpoint(summary="Deactivate a tour (soft delete)", access="admin", status=204, errors=(404,),
+@endpoint(summary="Deactivate a tour (soft delete)", access="manager", status=204, errors=(404,),
           tags=TAGS, description="Hidden from search and detail, refused to new holds; holds "
                                  "already taken stay valid. PATCH isActive true brings it back.")
 async def delete_tour(request: web.Request, identity: Identity) -> web.Response:
@@ -137,7 +140,7 @@ async def delete_tour(request: web.Request, identity: Identity) -> web.Response:
     return web.Response(status=204)
 
 
-@endpoint(summary="Add a departure to a tour", access="admin", body=DepartureIn,
+@endpoint(summary="Add a departure to a tour", access="manager", body=DepartureIn,
           response=DepartureOut, status=201, errors=(404, 409), tags=TAGS,
           description="409 DEPARTURE_EXISTS when the tour already has one that day.")
 async def create_departure(request: web.Request, identity: Identity,
@@ -148,7 +151,7 @@ async def create_departure(request: web.Request, identity: Identity,
     return json_response(departure_out(departure), status=201)
 
 
-@endpoint(summary="Change a departure's capacity or status", access="admin", body=DeparturePatch,
+@endpoint(summary="Change a departure's capacity or status", access="manager", body=DeparturePatch,
           response=DepartureOut, errors=(404, 409), tags=TAGS,
           description="409 CAPACITY_BELOW_RESERVED when the capacity would be below the seats "
                       "already held and booked.")
@@ -161,7 +164,7 @@ async def update_departure(request: web.Request, identity: Identity,
     return json_response(departure_out(departure))
 
 
-@endpoint(summary="Deactivate a departure (soft delete)", access="admin", status=204,
+@endpoint(summary="Deactivate a departure (soft delete)", access="manager", status=204,
           errors=(404,), tags=TAGS,
           description="No new holds that day; holds already taken stay valid.")
 async def delete_departure(request: web.Request, identity: Identity) -> web.Response:

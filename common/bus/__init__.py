@@ -15,7 +15,7 @@ from common.bus.app import (
 from common.bus.connection import BrokerUnavailableError, BusConnection
 from common.bus.consumer import Consumer, ConsumerNotRunningError
 from common.bus.envelope import Event, MalformedEventError
-from common.bus.handlers import HandlerContext
+from common.bus.handlers import HandlerContext, RetryLater
 from common.bus.metrics import BusMetrics
 from common.bus.outbox import OutboxRelay, OutboxStalledError, add_event
 from common.bus.publisher import Publisher, PublishError
@@ -57,6 +57,7 @@ __all__ = [
     "PublishError",
     "Publisher",
     "QueueSpec",
+    "RetryLater",
     "add_event",
     "bus_ctx",
     "consumer_ctx",

@@ -20,7 +20,15 @@ from aiormq.abc import DeliveredMessage
 from common.bus import redelivery
 from common.bus.connection import BusConnection
 from common.bus.envelope import Event, MalformedEventError
-from common.bus.handlers import Handler, HandlerContext, Idempotency, KeyFunc, Route, Routes
+from common.bus.handlers import (
+    Handler,
+    HandlerContext,
+    Idempotency,
+    KeyFunc,
+    RetryLater,
+    Route,
+    Routes,
+)
 from common.bus.idempotency import Claim, RedisClaims, prune_processed, record_processed
 from common.bus.mailbox import Mailboxes
 from common.bus.metrics import BusMetrics
@@ -249,7 +257,8 @@ class Consumer:
         counted = attempt - 1 if busy else attempt
         if attempt < spec.max_attempts or (busy and spec.max_attempts > 1):
             delay_after = spec.max_attempts - 1 if busy else attempt
-            exchange, routing_key = redelivery.retry_target(spec, delay_after)
+            exchange, routing_key = redelivery.retry_target(
+                spec, delay_after, at_least=exc.after if isinstance(exc, RetryLater) else 0)
             headers = redelivery.failure_headers(message, consumer=self.name, attempts=counted,
                                                  error=exc)
             outcome = "deferred" if busy else "retrying"

@@ -9,6 +9,16 @@ from typing import Any, Literal
 
 from common.bus.envelope import Event
 
+
+class RetryLater(Exception):
+    """A handler's failure that says when trying again may help (a provider's Retry-After): the
+    retry waits at least `after` seconds, as far as the queue's longest retry delay goes."""
+
+    def __init__(self, message: str, *, after: float = 0.0) -> None:
+        super().__init__(message)
+        self.after = after
+
+
 Idempotency = Literal["db", "redis"]
 KeyFunc = Callable[[Event], Any]
 

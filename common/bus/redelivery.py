@@ -63,9 +63,10 @@ def failure_headers(message: DeliveredMessage, *, consumer: str, attempts: int,
     return headers
 
 
-def retry_target(spec: QueueSpec, attempts: int) -> tuple[str, str]:
-    """(exchange, routing key) of the retry queue after `attempts` failures."""
-    return "", spec.retry_queue(spec.retry_delay_ms(attempts))
+def retry_target(spec: QueueSpec, attempts: int, *, at_least: float = 0) -> tuple[str, str]:
+    """(exchange, routing key) of the retry queue after `attempts` failures, one that waits
+    `at_least` seconds if the policy has one that long."""
+    return "", spec.retry_queue(spec.retry_delay_ms(attempts, at_least_ms=at_least * 1000))
 
 
 def dead_letter_target(spec: QueueSpec) -> tuple[str, str]:

@@ -58,9 +58,13 @@ class QueueSpec:
     def dlq(self) -> str:
         return f"{self.dead_letter_key}.dlq"
 
-    def retry_delay_ms(self, failed_attempts: int) -> int:
-        """The wait before the next attempt, after `failed_attempts` failures (>= 1)."""
-        return self.retry_delays_ms[min(failed_attempts, len(self.retry_delays_ms)) - 1]
+    def retry_delay_ms(self, failed_attempts: int, *, at_least_ms: float = 0) -> int:
+        """The wait before the next attempt, after `failed_attempts` failures (>= 1): the
+        policy's, or the shortest of its longer ones that lasts `at_least_ms` (the longest one
+        when none does: a retry queue exists only for the policy's delays)."""
+        due = self.retry_delays_ms[min(failed_attempts, len(self.retry_delays_ms)) - 1]
+        longer = sorted(d for d in self.retry_delays_ms[:self.max_attempts - 1] if d >= due)
+        return next((d for d in longer if d >= at_least_ms), longer[-1])
 
     def retry_queue(self, delay_ms: int) -> str:
         return f"{self.name}.retry.{delay_ms}"

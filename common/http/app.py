@@ -14,11 +14,12 @@ import uvloop
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from common import auth
+from common import auth, revocation
 from common.config import BaseConfig, ConfigError, load_config
-from common.http import health, middleware
+from common.http import health, middleware, routing
 from common.http.metrics import METRICS, HttpMetrics, metrics_view
 from common.http.openapi import build_openapi
+from common.http.server import ServiceRunner
 from common.logging import configure_logging
 
 log = structlog.get_logger("service")
@@ -31,11 +32,12 @@ def service_app(config: BaseConfig, *, title: str, description: str = "",
                 openapi: Handler | None = None) -> web.Application:
     """An app with the shared middlewares and the `/health*`, `/metrics`, `/openapi.json` routes.
     The service adds its routes, its cleanup contexts and its health checks; its own
-    `middlewares` run inside the shared ones, so their errors leave in the envelope. `openapi`
+    `middlewares` run inside the shared ones, so their errors leave in the envelope, and before
+    the check of the path's methods (`routing`), so a CORS preflight is answered first. `openapi`
     replaces the generated `/openapi.json` (the gateway serves every service's, merged)."""
     app = web.Application(
         middlewares=[middleware.request_context, middleware.metrics, middleware.errors,
-                     middleware.body_limit, *middlewares],
+                     middleware.body_limit, *middlewares, routing.allowed_methods],
         client_max_size=config.max_body_bytes,
     )
     app[METRICS] = HttpMetrics(config.service)
@@ -48,6 +50,7 @@ def service_app(config: BaseConfig, *, title: str, description: str = "",
     app.router.add_get("/health/ready", health.ready_view)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi or openapi_view)
+    app.on_startup.append(routing.index_routes)
     app.on_response_prepare.append(middleware.add_request_id)
     app.on_shutdown.append(_start_draining)
     return app
@@ -66,13 +69,20 @@ async def openapi_view(request: web.Request) -> web.Response:
 
 
 def verifier_ctx(config: BaseConfig) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Token verification from the public key file, or from the JWKS URL over a pooled session."""
+    """Token verification from the public key file, or from the JWKS URL over a pooled session,
+    with the revocation list mirrored from Redis (its health not critical: while Redis is away
+    the entries known so far stay in force)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as session:
+        key = revocation.stream_key(config.redis_prefix)
+        async with aiohttp.ClientSession() as session, \
+                revocation.following(config.redis_url, key) as revoked:
+            app[revocation.REVOCATIONS] = revoked
+            app[health.HEALTH].add("revocations", revoked.check, critical=False)
             app[auth.VERIFIER] = auth.verifier_from_config(
                 config.jwt_public_key_file, config.jwks_url, config.jwt_issuer,
-                config.jwt_audience, session)
+                config.jwt_audience, session, jwks_min_refresh=config.jwks_min_refresh,
+                revocations=revoked)
             yield
 
     return ctx
@@ -108,7 +118,7 @@ async def serve(app: web.Application, config: BaseConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig.name)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    runner = ServiceRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
     try:
         await runner.setup()
         await web.TCPSite(runner, config.host, config.port).start()

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from common.errors import AppError, PayloadTooLarge
+from common.http.bodies import ClientGone, unreadable
 from common.http.metrics import METRICS
 
 log = structlog.get_logger("http")
@@ -24,6 +25,7 @@ MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 # The client's address where a middleware knows better than the socket's peer (the gateway behind
 # trusted proxies); the request log shows it instead of the proxy's.
 CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip", str)
+SERVER = "tourbook"  # aiohttp's default names itself and the Python version
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Probes and scrapes would drown the request log; they still count in the metrics.
 _UNLOGGED = ("/health", "/metrics")
@@ -32,12 +34,14 @@ _HTTP_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 408: "REQUEST_TIMEOUT", 409: "CONFLICT",
     411: "LENGTH_REQUIRED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "UNPROCESSABLE_ENTITY", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE",
+    417: "EXPECTATION_FAILED", 422: "UNPROCESSABLE_ENTITY", 429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
 }
 _HTTP_MESSAGES = {
     404: "No route matches this path",
     405: "This method is not allowed on this path",
     413: "The request body is too large",
+    417: "Only the expectation 100-continue is understood",
 }
 
 
@@ -50,10 +54,12 @@ def route_template(request: web.Request) -> str:
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: every response, streamed or not, carries the request id."""
+    """`on_response_prepare`: every response, streamed or not, carries the request id, and a
+    `Server` header naming no library and no version."""
     request_id = request.get(REQUEST_ID_KEY)
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
+    response.headers["Server"] = SERVER
 
 
 @web.middleware
@@ -111,6 +117,15 @@ def error_response(error: AppError) -> web.Response:
     return web.json_response(error.envelope(), status=error.status, headers=error.headers)
 
 
+def http_error(exc: web.HTTPException) -> AppError:
+    """aiohttp's own HTTP error (an unknown route, a method the route lacks...) as ours: a fixed
+    message (aiohttp's text may quote the request), `Allow` and `Retry-After` kept."""
+    error = AppError(_HTTP_MESSAGES.get(exc.status, exc.reason), headers={
+        k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
+    error.status, error.code = exc.status, _HTTP_CODES.get(exc.status, "HTTP_ERROR")
+    return error
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as the envelope `{status, error, message, details?}`."""
@@ -123,15 +138,25 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        error = AppError(_HTTP_MESSAGES.get(exc.status, exc.reason), headers={
-            k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
-        error.status, error.code = exc.status, _HTTP_CODES.get(exc.status, "HTTP_ERROR")
-        return error_response(error)
-    except Exception:
+        return error_response(http_error(exc))
+    except web.RequestPayloadError as exc:
+        # The body broke on the client's side (bad compression, bad chunking): the rest of it
+        # cannot be trusted, so the connection closes after the answer.
+        response = error_response(unreadable(exc))
+        response.force_close()
+        return response
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_left(request):
+            # The client left while its body was read: nobody to answer, nothing failed here.
+            return error_response(ClientGone())
         # The stack goes to the log only; the client learns nothing about the internals.
         log.exception("unhandled_exception", method=request.method, path=request.path,
                       route=route_template(request))
         return error_response(AppError())
+
+
+def _client_left(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 @web.middleware

@@ -97,7 +97,7 @@ def _operation(path: str, method: str, op: Operation, refs: Refs,
             "application/json": {"schema": refs[(op.body, "validation")]}}}
     if op.access == "service":
         doc["security"] = [{"serviceToken": []}]
-    elif op.access in ("user", "admin"):
+    elif op.access in ("user", "manager", "admin"):
         doc["security"] = [{"bearerAuth": []}]
     doc["responses"] = _responses(op, refs)
     return doc
@@ -115,7 +115,7 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
         errors.add(413)
     if op.access != "public":
         errors.add(401)
-    if op.access == "admin":
+    if op.access in ("manager", "admin"):
         errors.add(403)
     responses = {str(op.status): success}
     for status in sorted(errors):

@@ -21,12 +21,18 @@ from pydantic.alias_generators import to_camel
 
 from common import auth
 from common.errors import BadRequest, ValidationFailed
+from common.http.bodies import content_coding
 
-Access = Literal["public", "user", "admin", "service"]
+Access = Literal["public", "user", "manager", "admin", "service"]
 
 
 class Schema(BaseModel):
-    """Wire models: camelCase on the wire, snake_case in Python, unknown fields refused."""
+    """Wire models: camelCase on the wire, snake_case in Python, unknown fields refused. A body
+    is validated strictly against what the OpenAPI document says of it (`parse_body`); query
+    parameters, which are text, are converted to their declared types. A `mode="before"`
+    validator hands strict validation a Python value: it returns the type itself (a `date`, not
+    its text), as a JSON string is only read as a date, an id or an enumeration straight from
+    the wire."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -67,12 +73,13 @@ def body_optional(model: type[BaseModel]) -> bool:
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    content_coding(request)  # a coding aiohttp left undecoded would reach json.loads as noise
     raw = await request.read()
     if not raw and not body_optional(model):
         raise ValidationFailed("A JSON body is required", details=[
             {"field": "body", "message": "A JSON body is required"}])
     try:
-        data = json.loads(raw) if raw else {}
+        data = json.loads(raw, parse_float=_json_number) if raw else {}
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -82,9 +89,19 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
             {"field": "body", "message": "Input should be an object"}])
     _refuse_nul(data, "body")
     try:
-        return model.model_validate(data)
+        # Strict, in JSON mode: what JSON Schema calls a boolean, an integer, a string, and
+        # nothing else (lax mode took `0` for false and "8999" for a number); dates, ids and
+        # enumerations are still read from their strings. Wire names only, as documented.
+        return model.model_validate_json(json.dumps(data), strict=True, by_name=False)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(details=validation_details(exc)) from None
+
+
+def _json_number(text: str) -> int | float:
+    """A JSON number with a fraction or an exponent: an integer when its value is one, as JSON
+    Schema counts `202.0` (which strict validation would refuse where an integer is due)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -97,7 +114,7 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
         data[key] = values if key in lists or len(values) > 1 else values[0]
     _refuse_nul(data, "query")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, by_name=False)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(details=validation_details(exc, where="query")) from None
 
@@ -150,6 +167,8 @@ async def authorize(request: web.Request, access: Access) -> auth.Identity | Non
     identity = await auth.authenticate(request)
     if access == "admin":
         auth.require_admin(identity)
+    elif access == "manager":
+        auth.require_manager(identity)
     return identity
 
 
@@ -170,7 +189,7 @@ def endpoint(*, summary: str, access: Access = "public", body: type[BaseModel] |
         async def wrapper(request: web.Request) -> web.StreamResponse:
             kwargs: dict[str, Any] = {}
             identity = await authorize(request, access)
-            if access in ("user", "admin"):
+            if access in ("user", "manager", "admin"):
                 kwargs["identity"] = identity
             if query is not None:
                 kwargs["query"] = parse_query(request, query)

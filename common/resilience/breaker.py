@@ -54,6 +54,10 @@ def _no_result(result: Any) -> bool:
     return False
 
 
+def _no_exception(exc: BaseException) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class BreakerOptions:
     timeout: float | None = 5.0
@@ -64,6 +68,10 @@ class BreakerOptions:
     reset_timeout: float = 30.0
     # opossum's errorFilter, inverted: exceptions it rejects are re-raised but count as healthy.
     is_failure: Callable[[BaseException], bool] = _every_exception
+    # Exceptions that are no evidence about the upstream either way (in a proxy, the client's own
+    # fault): re-raised, counted neither as a success nor as a failure, and a probe they end
+    # leaves the breaker half-open for the next caller.
+    is_ignored: Callable[[BaseException], bool] = _no_exception
     # A returned value can be a failure too (an upstream 5xx): counted, yet still returned.
     is_failure_result: Callable[[Any], bool] = _no_result
     percentiles: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 1.0)
@@ -233,9 +241,15 @@ class CircuitBreaker:
 
     async def _on_exception(self, exc: Exception, probe: object, started: float,
                             fallback: Callable[[BaseException], Awaitable[T]] | None) -> T:
+        if self.options.is_ignored(exc):
+            raise exc  # `_execute` frees a probe's slot on the way out
         if not self.options.is_failure(exc):
             self._record(probe, started, failed=False)
             raise exc
+        if isinstance(exc, TimeoutError):
+            # The caller's own deadline (a route's timeout, a socket read): a timeout all the
+            # same, and reported as one.
+            self._window.current().timeouts += 1
         self._record(probe, started, failed=True)
         return await self._fall_back(fallback, exc)
 

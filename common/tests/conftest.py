@@ -20,7 +20,7 @@ from common.bus import BUS_MIGRATIONS, BusConnection, Consumer, QueueSpec
 from common.bus.backoff import Backoff
 from common.bus.testing import QueueReader, TcpProxy
 from common.db import create_pool, migrate
-from common.testing import eventually
+from common.testing import ServiceTestServer, eventually
 from common.tests import demo_service
 from common.tests.support import FakeClock, Keys, MakeBus, StartConsumer, connected, demo_config
 
@@ -34,7 +34,7 @@ def keys(tmp_path: Path) -> Keys:
 async def client(aiohttp_client: AiohttpClient,
                  keys: Keys) -> TestClient[web.Request, web.Application]:
     """The demo service, in process, trusting tokens signed with `keys`."""
-    return await aiohttp_client(demo_service.create_app(demo_config(keys)))
+    return await aiohttp_client(ServiceTestServer(demo_service.create_app(demo_config(keys))))
 
 
 @pytest.fixture

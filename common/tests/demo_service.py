@@ -38,6 +38,8 @@ class WidgetIn(Schema):
     unit_price: Annotated[int, Field(ge=0, description="Minor units")]
     tags: list[str] = []
     contact: Contact | None = None
+    featured: bool = False
+    weight: float | None = None
 
 
 class WidgetOut(Schema):
@@ -91,6 +93,11 @@ async def archive_widget(request: web.Request, body: ArchiveIn) -> web.Response:
     return web.json_response({"archived": request.match_info["id"], "reason": body.reason})
 
 
+@endpoint(summary="Create several widgets at once", body=WidgetIn, status=202)
+async def bulk_widgets(request: web.Request, body: WidgetIn) -> web.Response:
+    return json_response({"accepted": 1}, status=202)
+
+
 @endpoint(summary="List widgets", query=WidgetQuery, response=WidgetPage)
 async def list_widgets(request: web.Request, query: WidgetQuery) -> web.Response:
     return json_response(WidgetPage(items=[], page=query.page, limit=query.limit, total=0,
@@ -121,6 +128,11 @@ async def user_widgets(request: web.Request, identity: Identity) -> web.Response
 
 @endpoint(summary="Administrators only", access="admin", errors=(403,))
 async def admin_report(request: web.Request, identity: Identity) -> web.Response:
+    return json_response({"reportFor": identity.user_id})
+
+
+@endpoint(summary="Managers and administrators", access="manager", errors=(403,))
+async def manager_report(request: web.Request, identity: Identity) -> web.Response:
     return json_response({"reportFor": identity.user_id})
 
 
@@ -160,11 +172,13 @@ def create_app(config: Config) -> web.Application:
     app[RELEASE] = config.release_file
     app.router.add_post("/api/widgets", create_widget)
     app.router.add_get("/api/widgets", list_widgets)
+    app.router.add_post("/api/widgets/bulk", bulk_widgets)  # before the template it shadows
     app.router.add_get("/api/widgets/{id}", get_widget)
     app.router.add_post("/api/widgets/{id}/archive", archive_widget)
     app.router.add_get("/api/me", whoami)
     app.router.add_get("/api/users/{userId}/widgets", user_widgets)
     app.router.add_get("/api/admin/report", admin_report)
+    app.router.add_get("/api/manager/report", manager_report)
     app.router.add_get("/internal/ping", internal_ping)
     app.router.add_get("/api/boom", boom)
     app.router.add_get("/api/redirect", redirect)

@@ -111,6 +111,8 @@ BAD_TOKENS: dict[str, tuple[str, Callable[[Keys], str]]] = {
                                                                 exp=now() + 7200))),
     "a refresh-type token": ("AUTH_TOKEN_INVALID",
                              lambda k: signed(k.private, claims(type="refresh"))),
+    "a version that is not a number": ("AUTH_TOKEN_INVALID",
+                                       lambda k: signed(k.private, claims(ver="1"))),
     "kid that is not a string": (
         "AUTH_TOKEN_INVALID",
         lambda k: signed_raw(k.private, {"alg": "EdDSA", "kid": ["a", "b"]}, claims())),
@@ -162,13 +164,33 @@ async def test_admin_routes_want_the_admin_role(client, keys):
     assert (admin.status, await admin.json()) == (200, {"reportFor": "boss"})
 
 
-async def test_owner_routes_serve_the_owner_and_admins_only(client, keys):
+async def test_admin_routes_refuse_managers(client, keys):
+    manager = await client.get("/api/admin/report", headers={
+        "Authorization": f"Bearer {keys.token('lead', role='manager')}"})
+    assert (manager.status, (await manager.json())["error"]) == (403, "FORBIDDEN_ADMIN_ONLY")
+
+
+async def test_manager_routes_want_a_manager_or_an_admin(client, keys):
+    path = "/api/manager/report"
+    assert (await client.get(path)).status == 401
+    customer = await client.get(path, headers={"Authorization": f"Bearer {keys.token()}"})
+    assert customer.status == 403
+    assert await customer.json() == {
+        "status": 403, "error": "FORBIDDEN_ROLE",
+        "message": "This action is reserved to managers and administrators"}
+    for who, role in (("lead", "manager"), ("boss", "admin")):
+        resp = await client.get(path, headers={"Authorization": f"Bearer {keys.token(who, role)}"})
+        assert (resp.status, await resp.json()) == (200, {"reportFor": who})
+
+
+async def test_owner_routes_serve_the_owner_and_staff_only(client, keys):
     path = "/api/users/user-1/widgets"
     callers = {"owner": keys.token("user-1"), "stranger": keys.token("user-2"),
+               "manager": keys.token("lead", role="manager"),
                "admin": keys.token("boss", role="admin")}
     statuses = {who: (await client.get(path, headers={"Authorization": f"Bearer {token}"})).status
                 for who, token in callers.items()}
-    assert statuses == {"owner": 200, "stranger": 403, "admin": 200}
+    assert statuses == {"owner": 200, "stranger": 403, "manager": 200, "admin": 200}
 
 
 async def test_internal_routes_want_a_service_credential_not_a_user_token(client, keys):

@@ -303,8 +303,11 @@ async def test_timeouts_open_it_like_any_failure(clock: FakeClock) -> None:
     assert state(breaker) is State.OPEN
 
 
-async def test_the_upstreams_own_timeout_error_is_a_plain_failure_not_a_breaker_timeout(
+async def test_the_upstreams_own_timeout_is_counted_as_a_timeout_and_raised_as_it_came(
         breaker: CircuitBreaker) -> None:
+    """A caller that bounds each call itself (the gateway: one timeout per route, none in the
+    breaker) still sees its timeouts reported as timeouts, not only as failures."""
+
     async def read_timeout() -> str:
         raise TimeoutError("socket read timed out")
 
@@ -312,7 +315,43 @@ async def test_the_upstreams_own_timeout_error_is_a_plain_failure_not_a_breaker_
         await breaker.call(read_timeout)
 
     assert not isinstance(raised.value, CallTimeoutError)
-    assert (breaker.snapshot()["timeouts"], breaker.snapshot()["failures"]) == (0, 1)
+    assert (breaker.snapshot()["timeouts"], breaker.snapshot()["failures"]) == (1, 1)
+
+
+async def test_a_timeout_the_predicate_excludes_is_not_counted_as_one(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("catalog", BreakerOptions(is_failure=lambda exc: False), clock=clock)
+
+    async def read_timeout() -> str:
+        raise TimeoutError("the client stopped sending")
+
+    with pytest.raises(TimeoutError):
+        await breaker.call(read_timeout)
+
+    assert (breaker.snapshot()["timeouts"], breaker.snapshot()["failures"]) == (0, 0)
+
+
+async def test_exceptions_the_ignore_predicate_names_count_neither_way(clock: FakeClock) -> None:
+    """The client's own fault in a proxy (a broken body, a client gone): the upstream did nothing,
+    so the call is no evidence either way, and a probe it ends settles nothing."""
+    breaker = CircuitBreaker("catalog", BreakerOptions(
+        is_ignored=lambda exc: isinstance(exc, NotFoundError)), clock=clock)
+
+    async def clients_fault() -> str:
+        raise NotFoundError("a body that is not gzip")
+
+    for _ in range(20):
+        with pytest.raises(NotFoundError):
+            await breaker.call(clients_fault)
+    stats = breaker.snapshot()
+    assert (stats["fires"], stats["successes"], stats["failures"]) == (20, 0, 0)
+
+    await trip(breaker)
+    clock.advance(30)
+    with pytest.raises(NotFoundError):
+        await breaker.call(clients_fault)
+    assert state(breaker) is State.HALF_OPEN  # the slot is free for a real probe
+    await fail(breaker, 1)
+    assert state(breaker) is State.OPEN
 
 
 async def test_exceptions_the_predicate_excludes_are_raised_but_count_as_healthy(

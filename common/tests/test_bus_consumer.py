@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import structlog
@@ -23,6 +24,7 @@ from common.bus import (
     MalformedEventError,
     Publisher,
     QueueSpec,
+    RetryLater,
     websocket_queue,
 )
 from common.bus.testing import QueueReader, headers
@@ -112,6 +114,27 @@ async def test_a_transient_failure_is_retried_and_then_succeeds(
     await eventually(lambda: attempts == [1, 2], message="retried once")
     await eventually(lambda: sample(consumer, "events_consumed_total",
                                     routing_key=f"{topic}.flaky", outcome="handled") == 1)
+    assert await reader.depth(spec.dlq) == 0
+
+
+async def test_a_handler_that_says_when_to_retry_is_not_retried_sooner(
+        *, bus: BusConnection, topic: str, reader: QueueReader,
+        start_consumer: StartConsumer) -> None:
+    spec = QueueSpec(f"test.{topic}", (f"{topic}.*",), max_attempts=3, retry_delays_ms=(20, 700))
+    consumer = Consumer(spec)
+    tried: list[float] = []
+
+    @consumer.handler(f"{topic}.limited")
+    async def limited(event: Event, ctx: HandlerContext) -> None:
+        tried.append(time.monotonic())
+        if ctx.attempt == 1:
+            raise RetryLater("rate limited", after=0.5)
+
+    await start_consumer(consumer)
+    await Publisher(bus).publish(Event.new(f"{topic}.limited", {}))
+
+    await eventually(lambda: len(tried) == 2, timeout=15, message="retried once")
+    assert tried[1] - tried[0] >= 0.5
     assert await reader.depth(spec.dlq) == 0
 
 

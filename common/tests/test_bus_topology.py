@@ -53,6 +53,16 @@ def test_retry_delays_back_off_and_repeat_the_last_one() -> None:
         QueueSpec("q", (), max_attempts=2, retry_delays_ms=())
 
 
+def test_a_retry_asked_to_wait_takes_the_first_retry_queue_long_enough_or_the_longest() -> None:
+    spec = QueueSpec("q", ("a.b",), max_attempts=5, retry_delays_ms=(100, 1000, 30_000))
+
+    assert spec.retry_delay_ms(1, at_least_ms=0) == 100
+    assert spec.retry_delay_ms(1, at_least_ms=300) == 1000
+    assert spec.retry_delay_ms(2, at_least_ms=1000) == 1000
+    assert spec.retry_delay_ms(3, at_least_ms=10) == 30_000  # never shorter than its turn
+    assert spec.retry_delay_ms(1, at_least_ms=86_400_000) == 30_000  # capped at the longest
+
+
 def test_the_operator_documentation_names_every_queue_and_binding() -> None:
     text = DOCS.read_text()
 

@@ -207,3 +207,15 @@ async def test_a_lost_database_makes_the_service_unready(aiohttp_client, pool_ap
     resp = await client.get("/health/ready")
     assert resp.status == 503
     assert (await resp.json())["checks"]["database"]["status"] == "error"
+
+
+def test_a_lost_connection_is_told_apart_from_other_errors() -> None:
+    cut = asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    # What asyncpg raises when a transaction then ends on the cut connection.
+    ended = asyncpg.InterfaceError("the underlying connection is closed")
+    ended.__context__ = cut
+    assert db.database_lost(ended)
+    assert db.database_lost(ConnectionRefusedError())
+    assert db.database_lost(asyncpg.CannotConnectNowError("the database is starting up"))
+    assert not db.database_lost(asyncpg.UniqueViolationError("duplicate key"))
+    assert not db.database_lost(asyncpg.InterfaceError("another operation is in progress"))

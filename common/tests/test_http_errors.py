@@ -37,12 +37,28 @@ async def test_an_unknown_route_is_404_not_found(client):
                                  "message": "No route matches this path"}
 
 
-async def test_a_wrong_method_is_405_with_the_allowed_ones(client):
-    resp = await client.delete("/api/widgets")
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("DELETE", "/api/widgets", "GET, HEAD, POST"),
+    ("PUT", "/api/widgets/w1", "GET, HEAD"),
+    ("OPTIONS", "/api/widgets/w1/archive", "POST"),
+    # A concrete path beside a template (`/api/widgets/{id}`) has its own methods, as OpenAPI
+    # matches paths: aiohttp listed GET, HEAD, POST and sent GET to the template's handler.
+    ("OPTIONS", "/api/widgets/bulk", "POST"),
+    ("GET", "/api/widgets/bulk", "POST"),
+])
+async def test_a_wrong_method_is_405_with_exactly_the_paths_methods(client, method, path,
+                                                                     allow):
+    resp = await client.request(method, path)
     assert resp.status == 405
-    body = await resp.json()
-    assert (body["status"], body["error"]) == (405, "METHOD_NOT_ALLOWED")
-    assert set(resp.headers["Allow"].split(",")) >= {"GET", "POST"}
+    assert await resp.json() == {"status": 405, "error": "METHOD_NOT_ALLOWED",
+                                 "message": "This method is not allowed on this path"}
+    assert resp.headers["Allow"] == allow
+
+
+async def test_the_concrete_path_still_answers_its_own_method(client):
+    resp = await client.post("/api/widgets/bulk", json={"name": "Anvil", "unitPrice": 1})
+    assert resp.status == 202
+    assert (await client.get("/api/widgets/w1")).status == 200
 
 
 async def test_an_unexpected_exception_is_a_bare_500(client):

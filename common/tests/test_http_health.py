@@ -80,7 +80,7 @@ async def test_a_hanging_check_is_degraded_within_the_timeout(aiohttp_client, ap
     status, body = await get(client, "/health")
     elapsed = time.monotonic() - started
     assert (status, body["status"]) == (503, "degraded")
-    for check in body["checks"].values():
+    for check in (body["checks"]["database"], body["checks"]["broker"]):
         assert check["error"] == f"no answer within {TIMEOUT}s"
         assert check["latencyMs"] >= TIMEOUT * 1000
     # Checks run side by side: two hanging checks cost one timeout, not two (and never forever).

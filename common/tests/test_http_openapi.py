@@ -45,8 +45,9 @@ async def test_the_demo_document_is_valid_openapi_3_1(document):
 
 async def test_every_declared_endpoint_is_documented_once(document):
     assert set(document["paths"]) == {
-        "/api/widgets", "/api/widgets/{id}", "/api/widgets/{id}/archive", "/api/me",
-        "/api/users/{userId}/widgets", "/api/admin/report", "/internal/ping"}
+        "/api/widgets", "/api/widgets/bulk", "/api/widgets/{id}", "/api/widgets/{id}/archive",
+        "/api/me", "/api/users/{userId}/widgets", "/api/admin/report", "/api/manager/report",
+        "/internal/ping"}
     assert set(document["paths"]["/api/widgets"]) == {"get", "post"}
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
@@ -92,6 +93,9 @@ async def test_path_parameters_and_access_are_documented(document):
     assert me["security"] == [{"bearerAuth": []}] and "401" in me["responses"]
     admin = document["paths"]["/api/admin/report"]["get"]
     assert admin["security"] == [{"bearerAuth": []}] and {"401", "403"} <= error_responses(admin)
+    manager = document["paths"]["/api/manager/report"]["get"]
+    assert manager["security"] == [{"bearerAuth": []}]
+    assert {"401", "403"} <= error_responses(manager)
     internal = document["paths"]["/internal/ping"]["get"]
     assert internal["security"] == [{"serviceToken": []}] and internal["tags"] == ["internal"]
     schemes = document["components"]["securitySchemes"]

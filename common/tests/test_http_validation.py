@@ -40,6 +40,49 @@ async def test_each_bad_field_is_named_in_the_details(client, sent, fields):
     assert all(isinstance(d["message"], str) and d["message"] for d in body["details"])
 
 
+@pytest.mark.parametrize("sent", [
+    {"unitPrice": 8999.0}, {"unitPrice": 1e3}, {"featured": True}, {"featured": False},
+    {"weight": 2}, {"weight": 2.5}, {"tags": []},
+], ids=str)
+async def test_a_body_is_accepted_exactly_as_the_schema_describes_it(client, sent):
+    """JSON Schema's integer is any number with no fraction, 8999.0 included; a boolean is
+    `true` or `false`; a number may be written as an integer."""
+    status, body = await post_widget(client, json={"name": "Anvil", "unitPrice": 1, **sent})
+    assert status == 201, body
+    assert body["unitPrice"] == int(sent.get("unitPrice", 1))
+    assert isinstance(body["unitPrice"], int)
+
+
+@pytest.mark.parametrize("sent", [
+    {"featured": 0}, {"featured": 1}, {"featured": "true"}, {"featured": "yes"},
+    {"unitPrice": "8999"}, {"unitPrice": 8999.5}, {"unitPrice": True}, {"weight": "2.5"},
+    {"name": 7},
+], ids=str)
+async def test_what_the_schema_does_not_describe_is_refused_not_guessed_at(client, sent):
+    """`0` and `1` are not booleans, text is not a number, and snake_case is not the wire name:
+    lax parsing used to take `"featured": 0` as false and `"unitPrice": "8999"` as a number."""
+    status, body = await post_widget(client, json={"name": "Anvil", "unitPrice": 1, **sent})
+    assert (status, body["error"]) == (400, "VALIDATION_ERROR")
+    wrong = next(iter(sent))
+    assert [d["field"] for d in body["details"]] == [wrong]
+
+
+async def test_fields_go_by_their_wire_names_only(client):
+    status, body = await post_widget(client, json={"name": "Anvil", "unit_price": 1})
+    assert (status, body["error"]) == (400, "VALIDATION_ERROR")
+    assert {d["field"] for d in body["details"]} == {"unitPrice", "unit_price"}
+    listed = await client.get("/api/widgets", params={"page": "2"})
+    assert listed.status == 200
+
+
+async def test_the_openapi_document_says_integer_and_boolean(client):
+    document = await (await client.get("/openapi.json")).json()
+    fields = document["components"]["schemas"]["WidgetIn"]["properties"]
+    assert fields["unitPrice"]["type"] == "integer"
+    assert fields["featured"]["type"] == "boolean"
+    assert {"type": "number"} in fields["weight"]["anyOf"]
+
+
 @pytest.mark.parametrize("raw", [b"{", b"{'name': 'x'}", b'{"name": "x",}', b"\xff\xfe{}"])
 async def test_a_body_that_is_not_json_is_malformed_json(client, raw):
     status, body = await post_widget(client, data=raw,

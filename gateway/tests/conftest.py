@@ -18,11 +18,17 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
-from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.config import load_config
-from common.testing import TEST_PASSWORD, free_port, wait_http_ready
+from common.testing import (
+    TEST_PASSWORD,
+    RawResponse,
+    ServiceTestServer,
+    exchange,
+    free_port,
+    wait_http_ready,
+)
 from gateway.app import create_app
 from gateway.config import Config
 
@@ -42,6 +48,9 @@ class StandIn:
     server: TestServer | None = None
     ws_closes: list[int | None] = field(default_factory=list)
     """The close code of each ended `/ws` connection, as this stand-in saw it."""
+    document: dict[str, Any] | None = None
+    """The OpenAPI document it publishes, if any. The gateway asks for it in the background,
+    so that request is not among the `hits`."""
 
     @property
     def url(self) -> str:
@@ -52,8 +61,12 @@ class StandIn:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ws", self.websocket)
+        app.router.add_get("/openapi.json", self.openapi)
         app.router.add_route("*", "/{tail:.*}", self.echo)
         return app
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.document or {"service": self.name})  # none: not OpenAPI
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"} if self.status < 500 else {"status": "down"},
@@ -143,7 +156,7 @@ async def make_gateway(gateway_env: dict[str, str]) -> AsyncIterator[MakeGateway
 
     async def make(**overrides: str) -> TestClient:
         config = load_config(Config, {**gateway_env, **overrides})
-        client = TestClient(TestServer(create_app(config)))
+        client = TestClient(ServiceTestServer(create_app(config)))
         await client.start_server()
         clients.append(client)
         return client
@@ -220,16 +233,6 @@ async def metric(client: TestClient, name: str, **labels: str) -> float:
 # --- proxy, access, CORS and WebSocket ------------------------------------------------------
 
 
-@dataclass
-class RawResponse:
-    status: int
-    headers: CIMultiDict[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 async def raw_request(port: int, method: str, target: str, headers: dict[str, str] | None = None,
                       body: bytes = b"") -> RawResponse:
     """One request written byte for byte as given, on a connection of its own: unlike a client
@@ -237,32 +240,4 @@ async def raw_request(port: int, method: str, target: str, headers: dict[str, st
     lines = [f"{method} {target} HTTP/1.1", "Host: gateway.test", "Connection: close",
              f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
-        await writer.drain()
-        async with asyncio.timeout(30):
-            raw = await reader.read(-1)
-    finally:
-        writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    parsed: CIMultiDict[str] = CIMultiDict()
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        parsed.add(name.strip(), value.strip())
-    if parsed.get("Transfer-Encoding", "").lower() == "chunked":
-        payload = _dechunk(payload)
-    return RawResponse(int(status_line.split()[1]), parsed, payload)
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2:]
-    return bytes(out)
+    return await exchange(port, "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)

@@ -1,12 +1,12 @@
-"""Tokens and rules at the gateway: public routes pass without a token, every other route needs a
-valid one (a distinct 401 for missing, expired and invalid), admin-only writes refuse customers
-however the path is spelled, and the identity forwarded upstream is the token's, never the
-client's own headers. Requests go byte for byte (`raw_request`), so no client cleans the path."""
+"""Tokens and rules at the gateway, requests sent byte for byte: a distinct 401 for missing,
+expired, invalid and revoked tokens, managers' and admins' routes however the path is spelled,
+and the identity forwarded upstream is the token's, never the client's own headers."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.keys import load_private_key
 from auth.tokens import TokenSigner
-from common.testing import bearer
+from common.testing import TEST_PASSWORD, bearer, eventually, register
 from gateway.table import Rules
-from gateway.tests.conftest import StandIn, raw_request
+from gateway.tests.conftest import MakeGateway, StandIn, raw_request
 
 TOUR = "3f2b8a8e-6c1d-4c49-9f0e-2d4a1b7c9e10"
 
@@ -125,7 +125,7 @@ async def test_a_token_whose_role_was_edited_is_401_token_invalid(
     assert stand_ins["catalog"].hits == []
 
 
-# --- admin-only writes ----------------------------------------------------------------------
+# --- staff-only and admin-only routes -------------------------------------------------------
 
 
 @pytest.mark.parametrize(("method", "target"), [
@@ -135,17 +135,64 @@ async def test_a_token_whose_role_was_edited_is_401_token_invalid(
     ("POST", f"/api/tours/{TOUR}/departures"), ("DELETE", "/api/tours/alps-trek"),
     ("POST", "/api/%74ours"), ("PATCH", f"/api/tours/{TOUR}%3Fx"),
     ("POST", "/api/categories"), ("DELETE", "/api/destinations/lisbon"),
-    ("PATCH", f"/api/bookings/{TOUR}/status"), ("PATCH", f"/api/bookings/{TOUR}/payment-status"),
-    ("POST", f"/api/payments/{TOUR}/refund"),
+    ("PATCH", f"/api/bookings/{TOUR}/status"),
 ])
-async def test_a_customer_cannot_use_an_admin_route(gateway: TestClient,
-                                                    stand_ins: dict[str, StandIn],
-                                                    customer: dict[str, Any],
-                                                    method: str, target: str) -> None:
+async def test_a_customer_cannot_use_a_managers_route(gateway: TestClient,
+                                                      stand_ins: dict[str, StandIn],
+                                                      customer: dict[str, Any],
+                                                      method: str, target: str) -> None:
     response = await raw_request(gateway.server.port, method, target, bearer(customer),
                                  body=b'{"title": "Mine now"}')
-    assert _error(response) == (403, "FORBIDDEN_ADMIN_ONLY")
+    assert _error(response) == (403, "FORBIDDEN_ROLE")
     assert all(s.hits == [] for s in stand_ins.values())
+
+
+ADMIN_ONLY = [
+    ("PATCH", f"/api/bookings/{TOUR}/payment-status"), ("POST", f"/api/payments/{TOUR}/refund"),
+    ("GET", "/api/admin/users"), ("GET", "/api/admin/users?role=admin"),
+    ("GET", f"/api/admin/users/{TOUR}"), ("HEAD", f"/api/admin/users/{TOUR}"),
+    ("PATCH", f"/api/admin/users/{TOUR}"), ("PATCH", f"/api/%61dmin/users/{TOUR}"),
+]
+
+
+@pytest.mark.parametrize("who", ["customer", "manager"])
+@pytest.mark.parametrize(("method", "target"), ADMIN_ONLY)
+async def test_only_an_admin_uses_an_admin_route(*, gateway: TestClient,
+                                                 stand_ins: dict[str, StandIn],
+                                                 customer: dict[str, Any],
+                                                 manager: dict[str, Any], who: str,
+                                                 method: str, target: str) -> None:
+    caller = {"customer": customer, "manager": manager}[who]
+    response = await raw_request(gateway.server.port, method, target, bearer(caller),
+                                 body=b'{"role": "admin"}')
+    assert response.status == 403
+    if method != "HEAD":
+        assert response.json()["error"] == "FORBIDDEN_ADMIN_ONLY"
+    assert all(s.hits == [] for s in stand_ins.values())
+
+
+async def test_a_manager_runs_the_catalog_and_moves_bookings(
+        gateway: TestClient, stand_ins: dict[str, StandIn], manager: dict[str, Any]) -> None:
+    for method, target, service in [("POST", "/api/tours", "catalog"),
+                                    ("DELETE", f"/api/tours/{TOUR}/departures/{TOUR}", "catalog"),
+                                    ("PATCH", "/api/categories/food", "catalog"),
+                                    ("PATCH", f"/api/bookings/{TOUR}/status", "booking")]:
+        response = await gateway.request(method, target, json={}, headers=bearer(manager))
+        assert (response.status, response.headers["X-Served-By"]) == (200, service), target
+        received = (await response.json())["headers"]
+        assert (received["X-User-Role"], received["X-User-Id"]) == (
+            "manager", manager["user"]["id"])
+
+
+async def test_the_admins_user_pages_are_served_by_auth(gateway: TestClient,
+                                                        admin: dict[str, Any],
+                                                        manager: dict[str, Any]) -> None:
+    listed = await gateway.get("/api/admin/users", headers=bearer(admin),
+                               params={"q": manager["user"]["email"]})
+    assert (listed.status, listed.headers["X-Served-By"]) == (200, "auth")
+    assert [u["role"] for u in (await listed.json())["items"]] == ["manager"]
+    one = await gateway.get(f"/api/admin/users/{manager['user']['id']}", headers=bearer(admin))
+    assert (await one.json())["user"]["email"] == manager["user"]["email"]
 
 
 @pytest.mark.parametrize(("method", "target"), [
@@ -205,7 +252,7 @@ async def test_head_and_options_are_no_way_around_the_rules(gateway: TestClient,
     # And a customer's write stays refused whatever method-override header rides along.
     response = await raw_request(port, "POST", f"/api/tours/{TOUR}", {
         **bearer(customer), "X-HTTP-Method-Override": "GET"})
-    assert _error(response) == (403, "FORBIDDEN_ADMIN_ONLY")
+    assert _error(response) == (403, "FORBIDDEN_ROLE")
 
 
 async def test_method_override_headers_never_reach_a_service(gateway: TestClient,
@@ -285,3 +332,61 @@ def test_the_rules_memory_stays_bounded_and_right() -> None:
         assert rules_with_small_memory.any("GET", f"/api/tours/{i}")
         assert not rules_with_small_memory.any("DELETE", f"/api/tours/{i}")
         assert len(rules_with_small_memory) <= 8
+
+
+# --- revoked tokens ---------------------------------------------------------------------------
+
+
+async def refused_within(gateway: TestClient, token: str, seconds: float) -> float:
+    """How long until the gateway answers 401 AUTH_TOKEN_REVOKED to `token` (at most
+    `seconds`, else the test fails)."""
+    started = time.monotonic()
+
+    async def revoked() -> bool:
+        response = await gateway.get("/api/bookings", headers={"Authorization": f"Bearer {token}"})
+        return response.status == 401 and (await response.json())["error"] == "AUTH_TOKEN_REVOKED"
+
+    await eventually(revoked, timeout=seconds, interval=0.05, message="the token refused")
+    return time.monotonic() - started
+
+
+async def test_a_logged_out_token_stops_at_the_gateway_within_five_seconds(
+        make_gateway: MakeGateway, stand_ins: dict[str, StandIn], auth_url: str,
+        redis_prefix: str) -> None:
+    # auth and this gateway share the run's Redis prefix, as every service of a deployment does.
+    gateway = await make_gateway(REDIS_PREFIX=redis_prefix)
+    user = register(auth_url, "Lou")
+    assert (await gateway.get("/api/bookings", headers=bearer(user))).status == 200
+
+    logout = await gateway.post("/api/auth/logout", headers=bearer(user))
+
+    assert logout.status == 204
+    await refused_within(gateway, user["accessToken"], 5)
+    assert len(stand_ins["booking"].hits) == 1
+
+
+async def test_a_disabled_or_demoted_users_tokens_stop_at_the_gateway_within_five_seconds(
+        make_gateway: MakeGateway, stand_ins: dict[str, StandIn], auth_url: str,
+        redis_prefix: str, admin: dict[str, Any]) -> None:
+    gateway = await make_gateway(REDIS_PREFIX=redis_prefix)
+    disabled, demoted = register(auth_url, "Dee"), register(auth_url, "Dem")
+    promoted = await gateway.patch(f"/api/admin/users/{demoted['user']['id']}",
+                                   json={"role": "manager"}, headers=bearer(admin))
+    assert promoted.status == 200
+    login = await gateway.post("/api/auth/login", json={
+        "email": demoted["user"]["email"], "password": TEST_PASSWORD})
+    lead = await login.json()
+    assert (await gateway.post("/api/tours", json={}, headers=bearer(lead))).status == 200
+
+    for user, change in ((disabled, {"isActive": False}), (lead, {"role": "customer"})):
+        response = await gateway.patch(f"/api/admin/users/{user['user']['id']}", json=change,
+                                       headers=bearer(admin))
+        assert response.status == 200
+        await refused_within(gateway, user["accessToken"], 5)
+    # The demoted user's next token carries the new role: a customer's.
+    refreshed = await gateway.post("/api/auth/refresh",
+                                   json={"refreshToken": lead["refreshToken"]})
+    token = (await refreshed.json())["accessToken"]
+    refused = await gateway.post("/api/tours", json={},
+                                 headers={"Authorization": f"Bearer {token}"})
+    assert (refused.status, (await refused.json())["error"]) == (403, "FORBIDDEN_ROLE")

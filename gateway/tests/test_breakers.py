@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from common.testing import bearer, eventually
 from gateway.config import SERVICES
 from gateway.tests.conftest import free_port, metric
@@ -82,6 +84,8 @@ async def test_timeouts_count(make_gateway, customer, admin, stand_ins):
     assert {(await r.json())["error"] for r in timed_out} == {"GATEWAY_TIMEOUT"}
     await assert_circuit_open(refused)
     assert len(stand_ins["booking"].hits) == 4
+    counters = (await breaker(gateway, admin))["circuitBreakers"]["booking"]
+    assert (counters["timeouts"], counters["failures"], counters["rejects"]) == (4, 4, 1)
 
 
 async def test_connection_errors_count(make_gateway, customer, admin):
@@ -225,4 +229,35 @@ async def test_a_clients_oversized_upload_does_not_count(make_gateway, customer,
 
     assert statuses == [413] * 6
     assert await state(gateway, admin, "booking") == "CLOSED"
+    assert (await gateway.get("/api/bookings", headers=bearer(customer))).status == 200
+
+
+@pytest.mark.parametrize(("name", "breaker_name"), [
+    ("auth-service", "auth"), ("tour-catalog-service", "catalog"), ("tours", "catalog"),
+    ("booking-service", "booking"), ("booking-management-service", "booking"),
+    ("bookings", "booking"), ("payment-service", "payments"),
+    ("notification-service", "notify"), ("websocket-server", "realtime"),
+])
+async def test_the_originals_service_names_reset_our_breakers(make_gateway, admin, name,
+                                                             breaker_name):
+    gateway = await make_gateway()
+    reset = await gateway.post(f"/circuit-breaker/reset/{name}", headers=bearer(admin))
+    assert reset.status == 200
+    assert (await reset.json())["service"] == breaker_name
+
+
+async def test_resetting_without_a_name_closes_every_breaker(make_gateway, customer, admin,
+                                                            stand_ins):
+    gateway = await make_gateway(**BREAKER)
+    await open_booking_breaker(gateway, customer, stand_ins)
+
+    anonymous = await gateway.post("/circuit-breaker/reset")
+    as_customer = await gateway.post("/circuit-breaker/reset", headers=bearer(customer))
+    reset = await gateway.post("/circuit-breaker/reset", headers=bearer(admin))
+
+    assert (anonymous.status, as_customer.status, reset.status) == (401, 403, 200)
+    body = await reset.json()
+    assert body["services"] == dict.fromkeys(sorted(SERVICES), "CLOSED")
+    assert {b["state"] for b in (await breaker(gateway, admin))["circuitBreakers"].values()} \
+        == {"CLOSED"}
     assert (await gateway.get("/api/bookings", headers=bearer(customer))).status == 200

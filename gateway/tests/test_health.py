@@ -20,7 +20,7 @@ async def test_health_reports_every_service(make_gateway):
     assert (body["status"], body["service"]) == ("ok", "gateway")
     assert body["timestamp"].endswith("Z")
     assert body["uptime"] >= 0
-    assert set(body["services"]) == {*SERVICES, "redis"}
+    assert set(body["services"]) == {*SERVICES, "redis", "revocations"}
     for name, report in body["services"].items():
         assert report["status"] == "ok", name
         assert report["latencyMs"] >= 0
@@ -41,7 +41,7 @@ async def test_health_is_degraded_and_503_with_one_service_down(make_gateway, st
     assert services["realtime"]["status"] == "error"
     assert services["realtime"]["error"]
     assert {n for n, r in services.items() if r["status"] == "ok"} \
-        == {"auth", "catalog", "booking", "payments", "web", "redis"}
+        == {"auth", "catalog", "booking", "payments", "web", "redis", "revocations"}
 
 
 async def test_services_are_asked_at_once_each_with_a_timeout(make_gateway, silent_server):

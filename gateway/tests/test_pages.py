@@ -1,17 +1,20 @@
-"""The web site behind the gateway: every path no API route takes goes to the pages, which are
-public here (they check their own session), under a rate-limit policy of their own; the pages'
-static files are never limited; an unknown API path stays the gateway's 404."""
+"""The web site behind the gateway: every path no API route takes goes to the pages (a `+page`
+route), which are public here (they check their own session) and judge their own methods, under
+a rate-limit policy of their own; the pages' static files are never limited; a WebSocket
+handshake on `/` stays realtime's; an unknown API path stays the gateway's 404 (`/api=-`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from common.testing import bearer
+from common.testing import bearer, eventually
 from gateway.config import DEFAULT_ROUTES
 from gateway.table import RouteTable
 from gateway.tests.conftest import MakeGateway, StandIn
+from gateway.tests.test_methods import CATALOG, document
 
 # Decisions of the shared buckets, counted: Redis gets time on a loaded machine.
 PATIENT_LIMITS = {"GATEWAY_RATE_LIMIT_TIMEOUT": "5"}
@@ -70,6 +73,54 @@ def test_the_default_table_sends_pages_to_web_and_keeps_api_paths_off_it() -> No
     served = {path: getattr(table.match(path), "service", None) for path in paths}
     assert served == {"/": "web", "/tours/x": "web", "/login": "web", "/api/tours": "catalog",
                       "/api/nope": None, "/ws": "realtime", "/webhooks/stripe": "payments"}
+    handshake = table.match("/", upgrade=True)
+    assert handshake is not None and (handshake.service, handshake.upgrade) == ("realtime", True)
+    assert "web" not in table.api_services()
+
+
+async def test_a_handshake_on_the_root_reaches_realtime_and_a_page_load_reaches_web(
+        gateway: TestClient, stand_ins: dict[str, StandIn]) -> None:
+    async with gateway.ws_connect("/") as ws:
+        assert (await ws.receive(timeout=10)).type is WSMsgType.TEXT
+    page = await gateway.get("/", headers={"Accept": "text/html"})
+
+    assert (page.status, page.headers["X-Served-By"]) == (200, "web")
+    assert [h["path"] for h in stand_ins["realtime"].hits] == ["/ws"]
+    assert [h["path"] for h in stand_ins["web"].hits] == ["/"]
+
+
+async def test_pages_answer_their_own_methods_and_stay_out_of_the_api_document(
+        make_gateway: MakeGateway, stand_ins: dict[str, StandIn]) -> None:
+    """web's document (were it to publish one) is never read: a form posted to a page that the
+    document says has only GET still reaches web, which judges it."""
+    stand_ins["catalog"].document = CATALOG
+    stand_ins["web"].document = document({"/tours": ["get"], "/bookings/{id}": ["get"]})
+    gateway = await make_gateway()
+
+    async def learnt() -> bool:
+        return (await gateway.request("PUT", "/api/tours/t1")).status == 405
+
+    await eventually(learnt, message="the gateway reads catalog's document")
+    answers = [(await gateway.request(method, path)).status
+               for method, path in [("POST", "/tours"), ("DELETE", "/bookings/b1")]]
+
+    assert answers == [200, 200]
+    assert [(h["method"], h["path"]) for h in stand_ins["web"].hits] == [
+        ("POST", "/tours"), ("DELETE", "/bookings/b1")]
+    merged = await (await gateway.get("/openapi.json")).json()
+    assert "/api/tours" in merged["paths"]
+    assert not {"/tours", "/bookings/{id}"} & set(merged["paths"])
+
+
+async def test_the_access_rules_do_not_reach_pages(make_gateway: MakeGateway,
+                                                   stand_ins: dict[str, StandIn]) -> None:
+    """A visitor's browser holds no token to show: pages check their own session."""
+    gateway = await make_gateway(GATEWAY_MANAGER_ROUTES="GET /operator/**",
+                                 GATEWAY_ADMIN_ROUTES="POST /operator/breakers/**")
+    statuses = [(await gateway.get("/operator/status")).status,
+                (await gateway.post("/operator/breakers/auth/reset")).status]
+    assert statuses == [200, 200]
+    assert len(stand_ins["web"].hits) == 2
 
 
 async def test_the_reads_web_makes_for_a_page_are_not_charged_but_its_writes_are(

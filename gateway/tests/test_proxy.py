@@ -193,8 +193,8 @@ async def test_the_route_table_comes_from_config_and_the_longest_prefix_wins(
     ("/api=catalog:-1", "the timeout must be a positive number"),
     ("/api=catalog:inf", "the timeout must be a positive number"),
     ("/api=catalog:soon", "the timeout must be a positive number"),
-    ("/api=nowhere", "expected /prefix=service[:seconds]"),
-    ("api=catalog", "expected /prefix=service[:seconds]"),
+    ("/api=nowhere", "expected [upgrade:]/prefix=service[/path][:seconds][+stale][+page]"),
+    ("api=catalog", "expected [upgrade:]/prefix=service[/path][:seconds][+stale][+page]"),
     ("/api/tours=catalog,/api/tours/=booking", "/api/tours is routed twice"),
 ])
 def test_a_route_table_that_cannot_mean_one_thing_is_refused(line: str, error: str) -> None:

@@ -13,6 +13,7 @@ empty.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -107,22 +108,27 @@ async def mail_to(sink: SmtpSink, address: str, count: int = 1,
 
 @dataclass
 class SmsProvider:
-    """Answers each POST with the next of `answers` (status, and a JSON body or raw bytes as
-    text/plain), then 201 with a sid."""
+    """Answers each POST with the next of `answers` (status, a JSON body or raw bytes as
+    text/plain, and optionally headers), then 201 with a sid. Each request is kept with the
+    moment it arrived (`time.monotonic()`)."""
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
-    answers: list[tuple[int, dict[str, Any] | bytes]] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, Any] | bytes] |
+                  tuple[int, dict[str, Any] | bytes, dict[str, str]]] = field(
+        default_factory=list)
 
     async def messages(self, request: web.Request) -> web.Response:
         form = await request.post()
-        self.requests.append({"path": request.path, "form": dict(form),
+        self.requests.append({"path": request.path, "form": dict(form), "at": time.monotonic(),
                               "authorization": request.headers.get("Authorization")})
         if self.answers:
-            status, body = self.answers.pop(0)
+            status, body, *more = self.answers.pop(0)
+            headers = more[0] if more else {}
             if isinstance(body, bytes):
-                return web.Response(body=body, status=status, content_type="text/plain")
-            return web.json_response(body, status=status)
+                return web.Response(body=body, status=status, content_type="text/plain",
+                                    headers=headers)
+            return web.json_response(body, status=status, headers=headers)
         return web.json_response({"sid": f"SM{uuid.uuid4().hex}", "status": "queued"},
                                  status=201)
 

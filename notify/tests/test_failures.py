@@ -83,7 +83,9 @@ async def test_an_address_the_server_echoes_in_its_refusal_is_masked_in_logs(
 
     with capture_logs() as logs:
         await scene.publish(event)
-        row = await scene.delivery(event, status="failed" if rule == "refuse" else "pending")
+        # After the attempt: the row is pending (with no error yet) from the moment it is made.
+        row = await scene.delivery(event, status="failed" if rule == "refuse" else "pending",
+                                   attempts=1)
         await eventually(lambda: any(e["event"] == "event_consumed" for e in logs),
                          message="the event's outcome logged")
 
@@ -185,3 +187,54 @@ async def test_auth_down_then_back_the_event_waits_and_is_delivered(
 
     await scene.mail_to(fay["user"]["email"], timeout=20)
     assert len(scene.sink.to(fay["user"]["email"])) == 1
+
+
+# --- addresses beyond ASCII ------------------------------------------------------------------
+
+def _unique(local: str, domain: str = "example.com") -> str:
+    return f"{local}.{uuid.uuid4().hex[:6]}@{domain}"
+
+
+async def test_a_non_ascii_mailbox_is_sent_with_smtputf8_where_the_server_offers_it(
+        scene: Scene) -> None:
+    address = _unique("jürgen")
+    event = await scene.publish(booking_event("booking.confirmed", scene.traveller("Jürgen"),
+                                              contact_email=address))
+
+    [mail] = await scene.mail_to(address)
+
+    assert "SMTPUTF8" in mail.mail_options
+    assert mail.recipients == (address,) and mail.message["To"] == address
+    await scene.delivery(event, status="sent", attempts=1)
+
+
+async def test_a_non_ascii_mailbox_at_a_server_without_smtputf8_fails_for_good_saying_why(
+        scene: Scene) -> None:
+    scene.sink.smtputf8 = False
+    address = _unique("zoë")
+    event = await scene.publish(booking_event("booking.confirmed", scene.traveller("Zoë"),
+                                              contact_email=address))
+
+    row = await scene.delivery(event, status="failed")
+
+    assert (row["attempts"], row["permanent"]) == (1, True)
+    assert row["last_error"] == ("the mail server does not support SMTPUTF8, which the "
+                                 "recipient's mailbox name (not ASCII) needs")
+    await eventually(lambda: scene.consumed("booking.confirmed") == 1)
+    assert scene.failed("booking.confirmed") == 0
+    assert scene.sink.messages == []
+
+
+async def test_an_internationalised_domain_goes_in_its_ascii_form_without_smtputf8(
+        scene: Scene) -> None:
+    scene.sink.smtputf8 = False
+    local = f"ann.{uuid.uuid4().hex[:6]}"
+    event = await scene.publish(booking_event("booking.confirmed", scene.traveller("Ann"),
+                                              contact_email=f"{local}@bücher.example"))
+
+    [mail] = await scene.mail_to(f"{local}@xn--bcher-kva.example")
+
+    assert "SMTPUTF8" not in mail.mail_options
+    assert mail.message["To"] == f"{local}@xn--bcher-kva.example"
+    row = await scene.delivery(event, status="sent", attempts=1)
+    assert row["recipient"] == f"{local}@bücher.example"

@@ -37,7 +37,7 @@ async def test_health_reports_every_dependency(scene: Scene) -> None:
     body = await resp.json()
     assert body["service"] == "notify"
     assert set(body["checks"]) == {"database", "broker", "consumer:notification_queue",
-                                   "redis", "smtp", "auth", "booking"}
+                                   "redis", "smtp", "auth", "booking", "revocations"}
     assert all(check["status"] == "ok" for check in body["checks"].values())
     assert [n for n, c in body["checks"].items() if c["critical"]] == ["database"]
 

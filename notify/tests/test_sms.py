@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 
+from common.bus import NOTIFICATION_QUEUE
 from common.testing import eventually
 from notify.tests.conftest import (
     PUBLIC_URL,
@@ -114,6 +117,55 @@ async def test_a_provider_outage_retries_only_the_sms_the_e_mail_is_not_sent_twi
     email = await sms_scene.delivery(event, "email", status="sent")
     assert email["attempts"] == 1
     assert len(sms_scene.sink.to(lea["user"]["email"])) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["3", "{http_date}"])
+async def test_a_provider_asking_to_slow_down_is_not_asked_again_sooner_than_it_says(
+        sms_scene: Scene, sms_provider: SmsProvider, retry_after: str) -> None:
+    tia = await traveller(sms_scene, "Tia")
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
+    sms_provider.answers.append((429, {"message": "Too Many Requests", "status": 429},
+                                 {"Retry-After": retry_after.format(http_date=when)}))
+    event = await sms_scene.publish(booking_event("booking.confirmed", tia))
+
+    row = await sms_scene.delivery(event, "sms", status="sent")
+
+    first, second = sms_provider.to(PHONE)
+    assert second["at"] - first["at"] >= 3  # the next retry queue's 5 s, not the usual 1 s
+    assert row["attempts"] == 2
+    assert row["last_error"] == "SMS provider answered 429: Too Many Requests"
+
+
+async def test_a_retry_after_beyond_the_longest_retry_waits_that_long_and_no_longer(
+        sms_scene: Scene, sms_provider: SmsProvider) -> None:
+    una = await traveller(sms_scene, "Una")
+    sms_provider.answers.append((429, {"message": "Too Many Requests"}, {"Retry-After": "86400"}))
+    longest = max(NOTIFICATION_QUEUE.retry_queues, key=NOTIFICATION_QUEUE.retry_queues.__getitem__)
+    try:
+        event = await sms_scene.publish(booking_event("booking.confirmed", una))
+
+        await sms_scene.reader.wait_depth(longest, 1, within=20)
+        row = await sms_scene.delivery(event, "sms", status="pending", attempts=1)
+        assert row["last_error"] == "SMS provider answered 429: Too Many Requests"
+    finally:
+        await sms_scene.reader.channel.queue_purge(longest, timeout=10)
+
+
+async def test_a_provider_that_knows_no_such_account_is_our_configuration_and_retried(
+        sms_scene: Scene, sms_provider: SmsProvider) -> None:
+    """Twilio answers 404 to a wrong account id in the URL, and says nothing about the number:
+    every SMS would fail the same way until the settings are fixed, so none is given up."""
+    vic = await traveller(sms_scene, "Vic")
+    sms_provider.answers.append((404, {
+        "code": 20404, "status": 404, "more_info": "https://www.twilio.com/docs/errors/20404",
+        "message": f"The requested resource /2010-04-01/Accounts/{SMS_SID}/Messages.json "
+                   "was not found"}))
+    event = await sms_scene.publish(booking_event("booking.confirmed", vic))
+
+    row = await sms_scene.delivery(event, "sms", status="sent")
+
+    assert (row["attempts"], row["permanent"]) == (2, False)
+    assert row["last_error"].startswith("SMS provider answered 404: The requested resource")
 
 
 async def test_a_number_the_provider_refuses_is_failed_for_good(

@@ -119,3 +119,12 @@ async def test_infra_starts_a_stopped_local_server_and_down_stops_only_that(
             client = aioredis.from_url(url)
             await client.shutdown(nosave=True)
             await client.aclose()
+
+
+def test_the_broker_the_original_s_rabbitmq_url_names_is_the_one_checked(
+        ops_env: dict[str, str]) -> None:
+    port = free_port()
+    env = {name: value for name, value in ops_env.items() if name != "AMQP_URL"}
+    result = ops({**env, "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{port}/"}, "status")
+    assert result.returncode == 1
+    assert f"RabbitMQ at 127.0.0.1:{port} (AMQP_URL) is not reachable" in result.stdout

@@ -75,9 +75,11 @@ def test_down_stops_a_running_up_and_a_second_up_is_refused(
 
 def test_up_names_the_service_that_is_not_ready_and_why(
         ops_env: dict[str, str], start_up: Callable[..., Up]) -> None:
-    up = start_up({**ops_env, "TBDUMMY_NOT_READY": "1"}, "--ready-timeout", "0.5")
+    # Long enough for the stand-in service to be listening on a loaded machine: the reason must
+    # be its own 503, not a refused connection.
+    up = start_up({**ops_env, "TBDUMMY_NOT_READY": "1"}, "--ready-timeout", "10")
     url = f"http://127.0.0.1:{ops_env['TBDUMMY_PORT']}/health/ready"
-    up.wait_for("tbdummy is NOT ready after")
+    up.wait_for("tbdummy is NOT ready after", timeout=60)
     assert f"GET {url} answered 503: " in up.output
     assert "pretending to be down" in up.output
 

@@ -350,11 +350,12 @@ MakeFlow = Callable[..., Awaitable[Flow]]
 def make_flow(catalog: Catalog, booking: TestClient, make_payments: MakePayments,
               stripe_side: Stripe) -> MakeFlow:
     """`await make_flow(webhooks=True, **env)`: catalog, booking and a payments app made with
-    these settings (the only one consuming booking's events, unless the test makes another)."""
+    these settings (the only one consuming booking's events, unless the test makes another);
+    payments reaches booking directly unless `BOOKING_URL` says otherwise."""
 
     async def make(*, webhooks: bool = True, **env: str) -> Flow:
-        payments = await make_payments(webhooks=webhooks, BOOKING_URL=booking_url(booking),
-                                       **env)
+        payments = await make_payments(webhooks=webhooks,
+                                       **{"BOOKING_URL": booking_url(booking), **env})
         return Flow(catalog, booking, payments, stripe_side)
 
     return make

@@ -1,6 +1,6 @@
 """POST /api/payments/create-intent: an intent at Stripe for the caller's own pending booking,
 with the booking's amount; one open intent per booking, whatever the retries; the
-Idempotency-Key header as DESIGN §2 says; and GET /api/payments/config."""
+Idempotency-Key header as docs/payments.md says; and GET /api/payments/config."""
 
 from __future__ import annotations
 

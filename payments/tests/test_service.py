@@ -22,7 +22,7 @@ async def test_health_reports_the_database_the_bus_booking_and_stripe(
     assert resp.status == 200, await resp.text()
     checks = (await resp.json())["checks"]
     assert set(checks) == {"database", "broker", "outbox", "consumer:payments", "booking",
-                           "stripe"}
+                           "stripe", "revocations"}
     assert all(check["status"] == "ok" for check in checks.values())
     assert [name for name, check in checks.items() if check["critical"]] == ["database"]
 
@@ -57,7 +57,9 @@ async def test_the_openapi_document_describes_every_payments_route(
         ("/api/payments/config", "get"), ("/api/payments/create-intent", "post"),
         ("/api/payments/me", "get"), ("/api/payments/booking/{bookingId}", "get"),
         ("/api/payments/{id}", "get"), ("/api/payments/{id}/refund", "post"),
-        ("/webhooks/stripe", "post")}
+        ("/api/payments", "get"), ("/api/payments/{id}/anomalies/resolve", "post"),
+        ("/internal/payments/booking/{bookingId}/amount", "put"), ("/webhooks/stripe", "post"),
+        ("/api/webhooks/stripe", "post")}
     refund = document["paths"]["/api/payments/{id}/refund"]["post"]["responses"]
     assert {"201", "400", "401", "403", "404", "409", "502", "503"} <= set(refund)
 

@@ -16,7 +16,7 @@ import stripe
 from booking.tests.conftest import Catalog
 from common.bus.testing import EventProbe
 from common.testing import eventually
-from payments.tests.conftest import Flow, MakeFlow, outbox
+from payments.tests.conftest import Flow, MakeFlow, metric, outbox
 
 SECRET = "whsec_tourbook_webhook_tests"
 
@@ -128,6 +128,45 @@ async def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(
     assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "succeeded"
 
 
+async def test_a_signature_dated_outside_the_tolerance_either_way_is_refused(
+        unhooked: Flow, customer: dict[str, Any]) -> None:
+    intent, payload = await paid_at_stripe(unhooked, customer)
+    now = int(time.time())
+    # PAYMENTS_WEBHOOK_TOLERANCE is 300 s, in both directions: a signature from the future
+    # is as replayable as an old one.
+    for name, at in {"ten years ahead": now + 10 * 365 * 24 * 3600, "400 s ahead": now + 400,
+                     "400 s ago": now - 400}.items():
+        resp = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                            headers=signed(payload, at=at))
+        assert resp.status == 400, name
+        assert (await resp.json())["error"] == "INVALID_SIGNATURE", name
+    assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "pending"
+
+    # A clock a minute ahead of ours is within the tolerance.
+    resp = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                        headers=signed(payload, at=now + 60))
+    assert (resp.status, (await resp.json())["outcome"]) == (200, "applied")
+
+
+async def test_the_originals_webhook_path_is_the_same_webhook(
+        unhooked: Flow, customer: dict[str, Any]) -> None:
+    """`stripe listen --forward-to localhost:8080/api/webhooks/stripe`, as the original's guide
+    says, reaches the same handler as /webhooks/stripe."""
+    intent, payload = await paid_at_stripe(unhooked, customer)
+
+    forged = await unhooked.payments.post("/api/webhooks/stripe", data=payload,
+                                          headers=signed(payload, "whsec_someone_else"))
+    resp = await unhooked.payments.post("/api/webhooks/stripe", data=payload,
+                                        headers=signed(payload))
+    again = await unhooked.payments.post("/webhooks/stripe", data=payload,
+                                         headers=signed(payload))
+
+    assert (forged.status, (await forged.json())["error"]) == (400, "INVALID_SIGNATURE")
+    assert (resp.status, await resp.json()) == (200, {"received": True, "outcome": "applied"})
+    assert (await again.json())["outcome"] == "duplicate"
+    assert (await unhooked.payment(customer, intent["paymentId"]))["status"] == "succeeded"
+
+
 async def test_an_event_delivered_twice_is_applied_once(
         unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection,
         probe: EventProbe) -> None:
@@ -146,6 +185,81 @@ async def test_an_event_delivered_twice_is_applied_once(
     await probe.wait_for(booking_id, "payment.succeeded")
     assert await outbox(payments_db, booking_id) == ["payment.succeeded"]
     assert len(await probe.events(booking_id)) == 1
+
+
+def reshaped(event: dict[str, Any], change: Any) -> tuple[str, bytes]:
+    """The event under a new id, its object changed by `change(obj)` (which may return a new
+    object): (its id, its body)."""
+    copied = json.loads(json.dumps(event))
+    copied["id"] = f"evt_{uuid.uuid4().hex[:24]}"
+    replaced = change(copied["data"]["object"])
+    if replaced is not None:
+        copied["data"]["object"] = replaced
+    return copied["id"], json.dumps(copied).encode()
+
+
+def with_type(event: dict[str, Any], event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "type": event_type, "data": {"object": obj}}
+
+
+async def test_a_signed_but_malformed_event_is_refused_and_recorded_never_a_500(
+        unhooked: Flow, customer: dict[str, Any], payments_db: asyncpg.Connection) -> None:
+    intent, payload = await paid_at_stripe(unhooked, customer)
+    event = json.loads(payload)
+    refund = {"id": "re_123", "object": "refund", "amount": 100, "status": "succeeded",
+              "payment_intent": intent["paymentIntentId"], "metadata": {}}
+    charge = {"id": "ch_123", "object": "charge", "payment_intent": intent["paymentIntentId"],
+              "amount_refunded": 100, "refunds": {"object": "list", "data": [refund]}}
+    shapes: dict[str, tuple[str, bytes]] = {
+        "amount abc": reshaped(event, lambda o: o.update(amount="abc")),
+        "amount as text": reshaped(event, lambda o: o.update(amount="9000")),
+        "amount 12.5": reshaped(event, lambda o: o.update(amount=12.5)),
+        "amount beyond any bigint": reshaped(event, lambda o: o.update(amount=10**30)),
+        "amount 0": reshaped(event, lambda o: o.update(amount=0)),
+        "no status": reshaped(event, lambda o: o.pop("status")),
+        "unknown status": reshaped(event, lambda o: o.update(status="paid_maybe")),
+        "no currency": reshaped(event, lambda o: o.pop("currency")),
+        "metadata a list": reshaped(event, lambda o: o.update(metadata=["paymentId"])),
+        "object a list": reshaped(event, lambda o: [o]),
+        "NUL in the failure": reshaped(event, lambda o: o.update(
+            last_payment_error={"message": "declined\x00"})),
+        "refund without amount": reshaped(with_type(event, "refund.created", refund),
+                                          lambda o: o.pop("amount")),
+        "refund of unknown status": reshaped(with_type(event, "refund.updated", refund),
+                                             lambda o: o.update(status="weird")),
+        "charge with a refund without amount": reshaped(
+            with_type(event, "charge.refunded", charge),
+            lambda o: o["refunds"]["data"][0].pop("amount")),
+    }
+    # JSON that Python's encoder cannot write: a number beyond a double.
+    huge_id, huge = reshaped(event, lambda o: o.update(amount=123456789))
+    shapes["amount 1e400"] = (huge_id, huge.replace(b"123456789", b"1e400"))
+
+    for name, (event_id, body) in shapes.items():
+        resp = await unhooked.payments.post("/webhooks/stripe", data=body, headers=signed(body))
+        assert resp.status == 400, (name, await resp.text())
+        answer = await resp.json()
+        assert (answer["status"], answer["error"]) == (400, "MALFORMED_EVENT"), name
+        assert answer["details"], name
+        refused = await payments_db.fetchrow(
+            "SELECT event_type, reason FROM refused_stripe_events WHERE event_id = $1", event_id)
+        assert refused is not None, name
+        assert refused["reason"], name
+
+    payment = await unhooked.payment(customer, intent["paymentId"])
+    assert (payment["status"], payment["refunds"]) == ("pending", [])
+    assert await outbox(payments_db, payment["bookingId"]) == []
+    assert await payments_db.fetchval(
+        "SELECT count(*) FROM stripe_events WHERE id = ANY($1::text[])",
+        [event_id for event_id, _ in shapes.values()]) == 0
+    assert metric(unhooked.payments, "stripe_webhooks_total", outcome="malformed") == len(shapes)
+    # Not JSON at all, or no event: refused the same way, with what could be read of it.
+    for body in (b"{not json", b"[]", json.dumps({"id": 5, "type": "x"}).encode()):
+        resp = await unhooked.payments.post("/webhooks/stripe", data=body, headers=signed(body))
+        assert (resp.status, (await resp.json())["error"]) == (400, "MALFORMED_EVENT"), body
+    # The event as Stripe sent it is still applied.
+    resp = await unhooked.payments.post("/webhooks/stripe", data=payload, headers=signed(payload))
+    assert (resp.status, (await resp.json())["outcome"]) == (200, "applied")
 
 
 async def test_event_types_it_does_not_act_on_are_acknowledged(

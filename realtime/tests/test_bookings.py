@@ -4,13 +4,22 @@ refused on the handshake and answered with an error frame in a message."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from auth.keys import load_private_key
+from auth.tokens import TokenSigner
+from common.auth import public_jwk
+from common.testing import eventually
 from realtime.events import BOOKING_FIELDS
-from realtime.tests.conftest import Bus, Connect, metric, upgrade_headers
+from realtime.tests.conftest import Bus, Connect, MakeServer, metric, upgrade_headers
 
 
 def user_id(account: dict[str, Any]) -> str:
@@ -74,6 +83,58 @@ async def test_a_browser_authenticates_with_a_message(server, connect: Connect, 
     assert answer["timestamp"].endswith("Z")
     after = await bus.booking("booking.confirmed", user_id(customer))
     assert (await client.next())["eventId"] == after.event_id != before.event_id
+
+
+class SlowJwks:
+    """auth's JWKS endpoint, whose answers the test may hold back: a key fetch that takes
+    its time."""
+
+    def __init__(self, *keys: Ed25519PrivateKey) -> None:
+        self.keys = list(keys)
+        self.fetches = 0
+        self.released = asyncio.Event()
+        self.released.set()
+
+    async def serve(self, request: web.Request) -> web.Response:
+        self.fetches += 1
+        await self.released.wait()
+        return web.json_response({"keys": [public_jwk(k.public_key()) for k in self.keys]})
+
+
+async def test_re_authenticating_keeps_the_users_frames_coming_until_the_new_token_is_verified(
+        *, make_server: MakeServer, connect: Connect, bus: Bus, aiohttp_server: Any,
+        key_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """A fresh token signed by a key realtime has yet to fetch: while the fetch takes its time,
+    the connection keeps the identity it had."""
+    old_key, new_key = load_private_key(key_files[0]), Ed25519PrivateKey.generate()
+    jwks = SlowJwks(old_key)
+    app = web.Application()
+    app.router.add_get("/jwks.json", jwks.serve)
+    keys_at = await aiohttp_server(app)
+    server = await make_server(JWT_PUBLIC_KEY_FILE=str(tmp_path / "none.pem"),
+                               JWKS_URL=str(keys_at.make_url("/jwks.json")),
+                               JWKS_MIN_REFRESH="0")
+    user = str(uuid.uuid4())
+    client = await connect(server, token=sign(old_key, user))
+    assert client.hello["authenticated"] is True and jwks.fetches == 1
+    jwks.keys.append(new_key)
+    jwks.released.clear()
+
+    await client.send({"type": "auth", "token": sign(new_key, user)})
+    await eventually(lambda: jwks.fetches == 2, message="the new key being fetched")
+    during = await bus.booking("booking.confirmed", user)
+
+    assert (await client.next())["eventId"] == during.event_id
+    jwks.released.set()
+    assert (await client.next())["type"] == "authenticated"
+    after = await bus.booking("booking.completed", user)
+    assert (await client.next())["eventId"] == after.event_id
+
+
+def sign(key: Ed25519PrivateKey, user_id: str) -> str:
+    return TokenSigner(key, issuer="tourbook-auth", audience="tourbook", ttl=3600).access_token(
+        user_id=user_id, email="someone@example.com", role="customer",
+        session_id=str(uuid.uuid4()))
 
 
 @pytest.mark.parametrize(("token", "code"), [

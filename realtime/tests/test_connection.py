@@ -4,15 +4,28 @@ operator sees of it (`/health`, `/metrics`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, web
 
+from common.config import load_config
 from common.testing import eventually
+from realtime.app import create_app
+from realtime.config import Config
 from realtime.frames import CONNECTED_MESSAGE
-from realtime.tests.conftest import ORIGIN, Connect, MakeServer, metric, upgrade_headers
+from realtime.tests.conftest import (
+    ORIGIN,
+    Connect,
+    MakeServer,
+    metric,
+    upgrade_headers,
+    ws_url,
+)
 
 
 async def test_a_client_is_greeted_with_its_id_and_whether_it_is_authenticated(
@@ -97,6 +110,37 @@ async def test_beyond_max_connections_the_handshake_is_503(make_server: MakeServ
 async def _count(server) -> bool:
     body = await (await server.get("/health")).json()
     return body["connections"] == 0
+
+
+async def test_a_burst_of_handshakes_never_passes_the_cap(aiohttp_client: Any,
+                                                          realtime_env: dict[str, str]) -> None:
+    """Handshakes still finishing (here a response hook that takes its time, as a tracing hook
+    may) are counted from the moment they pass the check, so a burst cannot slip past it."""
+    app = create_app(load_config(Config, {**realtime_env, "REALTIME_MAX_CONNECTIONS": "3"}))
+
+    async def slow_upgrade(request: web.Request, response: web.StreamResponse) -> None:
+        if isinstance(response, web.WebSocketResponse):
+            await asyncio.sleep(0.05)
+
+    app.on_response_prepare.append(slow_upgrade)
+    server = await aiohttp_client(app)
+    async with aiohttp.ClientSession() as session:
+        async def handshake() -> tuple[int, aiohttp.ClientWebSocketResponse | None]:
+            try:
+                ws = await session.ws_connect(ws_url(server.make_url("/")),
+                                              headers={"Origin": ORIGIN})
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status, None
+            return 101, ws
+
+        answers = await asyncio.gather(*(handshake() for _ in range(12)))
+
+        assert sorted(status for status, _ in answers) == [101] * 3 + [503] * 9
+        assert (await (await server.get("/health")).json())["connections"] == 3
+        for _, ws in answers:
+            if ws is not None:
+                await ws.close()
+    await eventually(lambda: _count(server), message="every client gone")
 
 
 @pytest.mark.parametrize(("sent", "code"), [

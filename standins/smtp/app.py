@@ -35,7 +35,8 @@ def create_app(config: Config) -> web.Application:
         directory = Path(config.directory)
         directory = directory if directory.is_absolute() else ROOT / directory
     app[SINK] = SmtpSink(config.host, config.smtp_port, directory=directory,
-                         refuse=config.refuse, defer=config.defer, keep=config.keep)
+                         refuse=config.refuse, defer=config.defer, keep=config.keep,
+                         smtputf8=config.smtputf8)
     app.cleanup_ctx.append(_smtp_ctx)
     app[HEALTH].add("smtp", _listening(app[SINK]))
     app.router.add_get("/messages", list_messages)

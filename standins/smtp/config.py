@@ -26,4 +26,6 @@ class Config(StandInConfig):
         "Recipients answered 550 (permanent), comma-separated addresses or *@domain"))
     defer: CsvList = Field((), description=(
         "Recipients answered 451 (try again later), comma-separated addresses or *@domain"))
+    smtputf8: bool = Field(True, description=(
+        "Offer SMTPUTF8, so that addresses beyond ASCII are taken (false: a server without it)"))
 

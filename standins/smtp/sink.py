@@ -38,6 +38,8 @@ class Received:
     raw: bytes
     received_at: datetime
     message: EmailMessage = field(repr=False)
+    mail_options: tuple[str, ...] = ()
+    """The MAIL FROM parameters the client sent (`SMTPUTF8`, `BODY=8BITMIME`, `SIZE=...`)."""
 
     @property
     def subject(self) -> str:
@@ -88,7 +90,8 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session,  # noqa: N802
                           envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        received = self.sink.keep(str(envelope.mail_from), tuple(envelope.rcpt_tos), raw)
+        received = self.sink.keep(str(envelope.mail_from), tuple(envelope.rcpt_tos), raw,
+                                  tuple(envelope.mail_options))
         return f"250 2.0.0 Ok: queued as {received.id}"
 
 
@@ -100,8 +103,11 @@ class SmtpSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  directory: Path | None = None, refuse: Iterable[str] = (),
                  defer: Iterable[str] = (), keep: int = 1000,
-                 authenticate: Callable[[str, str], bool] | None = None) -> None:
+                 authenticate: Callable[[str, str], bool] | None = None,
+                 smtputf8: bool = True) -> None:
         self.host, self.port = host, port
+        self.smtputf8 = smtputf8
+        """Offer SMTPUTF8 (addresses beyond ASCII) to the sessions that start from now on."""
         self.directory = directory
         self.refuse = _patterns(refuse)
         self.defer = _patterns(defer)
@@ -142,7 +148,7 @@ class SmtpSink:
             # Plain-text AUTH is what a local sink offers; aiosmtpd warns about it each session.
             warnings.simplefilter("ignore", UserWarning)
             protocol = SMTP(_Handler(self), hostname="smtp-sink.localhost",
-                            ident="tourbook SMTP sink", **auth)
+                            ident="tourbook SMTP sink", enable_SMTPUTF8=self.smtputf8, **auth)
         self._sessions.add(protocol)
         return protocol
 
@@ -160,12 +166,13 @@ class SmtpSink:
     def running(self) -> bool:
         return self._server is not None
 
-    def keep(self, sender: str, recipients: tuple[str, ...], raw: bytes) -> Received:
+    def keep(self, sender: str, recipients: tuple[str, ...], raw: bytes,
+             mail_options: tuple[str, ...] = ()) -> Received:
         message = email.message_from_bytes(raw, policy=email.policy.default)
         received = Received(
             id=f"{next(self._ids):06d}-{uuid.uuid4().hex[:8]}", sender=sender,
             recipients=recipients, raw=raw, received_at=datetime.now(UTC),
-            message=message)
+            message=message, mail_options=mail_options)
         self.messages.append(received)
         del self.messages[:-self.limit]
         if self.directory is not None:

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from common.http.middleware import REQUEST_ID_KEY
+from common.http.routing import MethodNotAllowed
 from standins.stripe.app_keys import ACCOUNT, IDEMPOTENCY
 from standins.stripe.errors import ApiError, AuthenticationFailed, NotFound, StripeError
 from standins.stripe.events import Origin
@@ -101,7 +102,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except StripeError as exc:
         return error_response(exc)
-    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed, MethodNotAllowed):
         return error_response(NotFound(
             f"Unrecognized request URL ({request.method}: {request.path}). Please see "
             "https://stripe.com/docs or we can help at https://support.stripe.com/."))

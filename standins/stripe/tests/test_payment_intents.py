@@ -275,6 +275,48 @@ async def test_the_amount_of_a_paid_intent_cannot_change(client: stripe.StripeCl
     assert noted.metadata.note == "paid"
 
 
+async def test_an_unpaid_intent_asks_its_new_amount_and_is_charged_that(
+        async_client: stripe.StripeClient, receiver: Receiver):
+    intent = await async_client.v1.payment_intents.create_async({
+        "amount": 9_000, "currency": "eur", **CARD_ONLY})
+    declined = await async_client.v1.payment_intents.create_async({
+        "amount": 9_000, "currency": "eur", **CARD_ONLY})
+    with pytest.raises(stripe.CardError):
+        await async_client.v1.payment_intents.confirm_async(
+            declined.id, {"payment_method": "pm_card_chargeDeclined"})
+
+    # As payments calls it when a pending booking's total changes: the amount (and currency).
+    updated = await async_client.v1.payment_intents.update_async(
+        intent.id, {"amount": 13_500, "currency": "eur"})
+    after_decline = await async_client.v1.payment_intents.update_async(
+        declined.id, {"amount": 4_500})
+
+    assert (updated.amount, updated.status) == (13_500, "requires_payment_method")
+    assert (after_decline.amount, after_decline.status) == (4_500, "requires_payment_method")
+    paid = await async_client.v1.payment_intents.confirm_async(
+        intent.id, {"payment_method": "pm_card_visa", "expand": ["latest_charge"]})
+    assert (paid.amount, paid.amount_received, paid.latest_charge.amount) == (
+        13_500, 13_500, 13_500)
+    [succeeded] = await receiver.wait_for(intent.id, "payment_intent.succeeded")
+    assert succeeded.data.object.amount == 13_500
+    with pytest.raises(stripe.InvalidRequestError) as too_small:
+        await async_client.v1.payment_intents.update_async(declined.id, {"amount": 10})
+    assert too_small.value.code == "amount_too_small"
+
+
+async def test_the_amount_of_a_canceled_intent_cannot_change(async_client: stripe.StripeClient):
+    intent = await async_client.v1.payment_intents.create_async({
+        "amount": 3_000, "currency": "eur", **CARD_ONLY})
+    await async_client.v1.payment_intents.cancel_async(intent.id)
+
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        await async_client.v1.payment_intents.update_async(intent.id, {"amount": 100})
+
+    assert raised.value.code == "payment_intent_unexpected_state"
+    assert "status of canceled" in str(raised.value.user_message)
+    assert (await async_client.v1.payment_intents.retrieve_async(intent.id)).amount == 3_000
+
+
 async def test_list_filters_by_customer_newest_first_in_pages(client: stripe.StripeClient):
     made = [await sync(client.v1.payment_intents.create, params={
         "amount": 1_000 + n, "currency": "eur", "customer": "cus_cora", **CARD_ONLY})
