@@ -70,17 +70,19 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """One process of each service with the gateway in front, the Stripe stand-in delivering
     its webhooks to the gateway, and the SMTP sink receiving notify's e-mail: {name: base URL}
     (`smtp` is the sink's HTTP API, `smtpPort` where it receives SMTP)."""
-    # auth reads each user's bookings from booking (the admins' user page), which starts after.
-    booking_port = free_port()
+    # auth reads each user's bookings from booking (the admins' user page), and booking tells
+    # payments a changed booking's new total: each starts before the service it calls.
+    booking_port, payments_port = free_port(), free_port()
     stack.start("auth", BOOKING_URL=f"http://127.0.0.1:{booking_port}")
     stack.start("catalog")
-    stack.start("booking", port=booking_port)
+    stack.start("booking", port=booking_port, PAYMENTS_URL=f"http://127.0.0.1:{payments_port}")
     gateway_port, smtp_port = free_port(), free_port()
     stripe = stack.start(
         "standins.stripe", health="/health", STRIPE_STANDIN_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_STANDIN_WEBHOOK_URL=f"http://127.0.0.1:{gateway_port}/webhooks/stripe",
         STRIPE_STANDIN_WEBHOOK_BACKOFF="0.2")
-    stack.start("payments", STRIPE_API_BASE=stripe, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    stack.start("payments", port=payments_port, STRIPE_API_BASE=stripe,
+                STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
     smtp = stack.start("standins.smtp", health="/health", SMTP_STANDIN_SMTP_PORT=str(smtp_port),
                        SMTP_STANDIN_DIRECTORY=str(tmp_path_factory.mktemp("mail")))
     stack.start("notify", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
