@@ -16,6 +16,7 @@ from web.assets import ASSETS, Assets
 from web.clients import api_ctx
 from web.config import Config
 from web.pages import common_context
+from web.revoked import revocations_ctx, revoked_sessions
 from web.routes import setup_routes
 from web.sessions import session_ctx, sessions
 from web.settings import SETTINGS, Settings
@@ -25,7 +26,7 @@ from web.standin import standin_ctx
 def create_app(config: Config) -> web.Application:
     app = service_app(config, title="tourbook web", description=(
         "The web site: pages for travellers and operators."),
-        middlewares=[sessions, middleware.language, middleware.error_pages])
+        middlewares=[sessions, middleware.language, middleware.error_pages, revoked_sessions])
     app[SETTINGS] = Settings.of(config)
     app[ASSETS] = Assets()
     app[TRUSTED] = tuple(ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies)
@@ -37,7 +38,8 @@ def create_app(config: Config) -> web.Application:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True)
     env.globals["_"] = env.globals["gettext"]
-    app.cleanup_ctx.extend([session_ctx(config), api_ctx(config), standin_ctx(config)])
+    app.cleanup_ctx.extend([session_ctx(config), revocations_ctx(config), api_ctx(config),
+                            standin_ctx(config)])
     app.on_response_prepare.append(middleware.security_headers)
     setup_routes(app)
     return app

@@ -48,3 +48,7 @@ class LoginRequired(AppError):
 
 class NotAllowed(Forbidden):
     code, message = "FORBIDDEN", "This page is for operators"
+
+
+class AdminsOnly(Forbidden):
+    code, message = "FORBIDDEN_ADMIN_ONLY", "This page is for administrators"

@@ -12,6 +12,7 @@ from web import i18n
 from web.assets import ASSETS
 from web.config import LOCALES
 from web.covers import cover_url
+from web.roles import may, role_name
 from web.seats import badge
 from web.sessions import SESSION
 from web.settings import SETTINGS
@@ -35,8 +36,9 @@ async def common_context(request: web.Request) -> dict[str, Any]:
     def converted(amount: int, code: str) -> str | None:
         return i18n.format_converted(amount, code, currency, settings.rates)
 
+    user = session.user if session else None
     return {
-        "user": session.user if session else None,
+        "user": user, "may": lambda action: may(user, action), "role_name": role_name,
         "csrf_token": session.csrf_token if session else (lambda: ""),
         "locale": i18n.current(), "locales": LOCALES, "language_name": i18n.language_name,
         "currency": currency, "currencies": list(settings.rates),

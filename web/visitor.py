@@ -1,5 +1,6 @@
 """The visitor behind a request: who they are to the API (address, token), calls made on their
-behalf with the access token refreshed silently when it has expired, and the login a page needs."""
+behalf with the access token refreshed silently when it has expired or its role changed, the
+session ended with a reason when the API no longer honours it, and the login a page needs."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import jwt
 from aiohttp import web
 
 from web.addresses import visitor_address, visitor_proto
 from web.clients import API, Caller
-from web.errors import ApiError, CsrfRejected, LoginRequired, NotAllowed
+from web.errors import AdminsOnly, ApiError, CsrfRejected, LoginRequired, NotAllowed
+from web.i18n import gettext as _
+from web.roles import OPERATORS, may
 from web.sessions import SESSION, SESSIONS, Session
 
 T = TypeVar("T")
@@ -38,8 +42,17 @@ def require_user(request: web.Request) -> dict[str, Any]:
 
 def require_operator(request: web.Request) -> dict[str, Any]:
     user = require_user(request)
-    if user.get("role") not in ("admin", "manager"):
+    if user.get("role") not in OPERATORS:
         raise NotAllowed()
+    return user
+
+
+def require(request: web.Request, action: str) -> dict[str, Any]:
+    """An operator allowed to do `action` (`web.roles`); a manager asking for an admin's page
+    gets a 403 page, as the API would answer."""
+    user = require_operator(request)
+    if not may(user, action):
+        raise AdminsOnly()
     return user
 
 
@@ -58,9 +71,20 @@ async def on_behalf(request: web.Request, call: Callable[[Caller], Awaitable[T]]
         return await call(caller(request))
     except ApiError as exc:
         if exc.status == 401:
-            request[SESSION].sign_out()
+            end_session(request, exc.code)
             raise LoginRequired() from None
         raise
+
+
+def end_session(request: web.Request, reason: str | None) -> None:
+    """Signs the visitor out, telling them why on the login page they are sent to."""
+    request[SESSION].sign_out()
+    if reason == "ACCOUNT_DISABLED":
+        flash(request, _("This account has been disabled, so you are logged out. Contact us to "
+                         "enable it again."), "error")
+    else:
+        flash(request, _("Your session has ended (you may have logged out elsewhere). Please "
+                         "log in again."), "error")
 
 
 async def refresh(request: web.Request, used: str | None) -> None:
@@ -83,13 +107,38 @@ async def refresh(request: web.Request, used: str | None) -> None:
             if exc.code == "REFRESH_TOKEN_ALREADY_USED" and stored.get("access") != used:
                 current.store_tokens({"accessToken": stored.get("access"),
                                       "refreshToken": stored.get("refresh")})
+                follow_role(request)
                 return
-            current.sign_out()
+            end_session(request, exc.code)
             raise LoginRequired() from None
         except LoginRequired:
-            current.sign_out()
+            end_session(request, None)
             raise
         current.store_tokens(tokens)
+        follow_role(request)
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a session's access token, read without checking its signature: web got it
+    from auth and never let it out, and the API checks it on every call. None for a token that
+    is not a JWT."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def follow_role(request: web.Request) -> None:
+    """After a refresh: the role the new token carries (an admin may have changed it), so that
+    the pages offer what it allows."""
+    current = request[SESSION]
+    claims = token_claims(str(current.get("access") or ""))
+    user = current.user
+    if claims is None or user is None or claims.get("role") in (None, user.get("role")):
+        return
+    current.set("user", {**user, "role": claims["role"]})
+    flash(request, _("Your account's role has changed; the pages now offer what it allows."))
 
 
 async def form(request: web.Request) -> dict[str, str]:
