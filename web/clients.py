@@ -154,6 +154,12 @@ class Api:
         return await self.call("booking", "POST", f"/api/bookings/{_q(booking_id)}/cancel",
                                caller, json={})
 
+    async def change_booking(self, caller: Caller, booking_id: str, version: str,
+                             changes: Json) -> Json:
+        """A pending booking changed on the version the visitor saw (`412` when it moved on)."""
+        return await self.call("booking", "PATCH", f"/api/bookings/{_q(booking_id)}", caller,
+                               json=changes, headers={"If-Match": f'"{version}"'})
+
     # -- payments --------------------------------------------------------------------------------
 
     async def payment_config(self, caller: Caller) -> Json:
@@ -195,6 +201,26 @@ class Api:
         return await self.call("payments", "POST", f"/api/payments/{_q(payment_id)}/refund",
                                caller, json=body)
 
+    async def payments(self, caller: Caller, **params: Any) -> Json:
+        return await self.call("payments", "GET", "/api/payments" + query(params), caller)
+
+    async def resolve_anomalies(self, caller: Caller, payment_id: str, note: str) -> Json:
+        return await self.call("payments", "POST",
+                               f"/api/payments/{_q(payment_id)}/anomalies/resolve", caller,
+                               json={"note": note})
+
+    # -- users (admins) --------------------------------------------------------------------------
+
+    async def users(self, caller: Caller, **params: Any) -> Json:
+        return await self.call("auth", "GET", "/api/admin/users" + query(params), caller)
+
+    async def user(self, caller: Caller, user_id: str) -> Json:
+        return await self.call("auth", "GET", f"/api/admin/users/{_q(user_id)}", caller)
+
+    async def change_user(self, caller: Caller, user_id: str, changes: Json) -> Json:
+        return await self.call("auth", "PATCH", f"/api/admin/users/{_q(user_id)}", caller,
+                               json=changes)
+
     # -- notify ----------------------------------------------------------------------------------
 
     async def notifications(self, caller: Caller, **params: Any) -> Json:
@@ -202,9 +228,10 @@ class Api:
 
 
 def _area(path: str) -> str:
-    areas = {"/api/auth": "auth", "/api/tours": "catalog", "/api/categories": "catalog",
-             "/api/destinations": "catalog", "/api/bookings": "booking",
-             "/api/payments": "payments", "/api/notifications": "notify"}
+    areas = {"/api/auth": "auth", "/api/admin/users": "auth", "/api/tours": "catalog",
+             "/api/categories": "catalog", "/api/destinations": "catalog",
+             "/api/bookings": "booking", "/api/payments": "payments",
+             "/api/notifications": "notify"}
     for prefix, area in areas.items():
         if path == prefix or path.startswith((prefix + "/", prefix + "?")):
             return area

@@ -4,10 +4,15 @@ from aiohttp import web
 
 from web.assets import static_view
 from web.covers import cover_view
-from web.views import account, bookings, cart, checkout, operator, tours
+from web.views import account, bookings, cart, checkout, operator, payments, tours, users
 
 
 def setup_routes(app: web.Application) -> None:
+    _traveller_routes(app)
+    _operator_routes(app)
+
+
+def _traveller_routes(app: web.Application) -> None:
     app.router.add_get("/static/covers/{slug}.svg", cover_view)
     app.router.add_get("/static/{name:.+}", static_view)
     app.router.add_get("/", tours.home)
@@ -35,6 +40,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/cart", cart.cart_page)
     app.router.add_post("/cart", cart.add)
     app.router.add_post("/cart/remove", cart.remove)
+
+
+def _operator_routes(app: web.Application) -> None:
     app.router.add_get("/operator", operator.home)
     app.router.add_get("/operator/status", operator.status)
     app.router.add_post("/operator/breakers/{service}/reset", operator.reset_breaker)
@@ -49,7 +57,12 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/operator/bookings", operator.bookings)
     app.router.add_get("/operator/bookings/{id}", operator.booking)
     app.router.add_post("/operator/bookings/{id}/status", operator.booking_status)
+    app.router.add_get("/operator/payments", payments.payments)
     app.router.add_post("/operator/payments/{id}/refund", operator.refund)
+    app.router.add_post("/operator/payments/{id}/resolve", payments.resolve)
+    app.router.add_get("/operator/users", users.users)
+    app.router.add_get("/operator/users/{id}", users.user)
+    app.router.add_post("/operator/users/{id}", users.change_user)
     app.router.add_get("/operator/notifications", operator.notifications)
     app.router.add_get("/operator/{kind:categories|destinations}", operator.reference)
     app.router.add_post("/operator/{kind:categories|destinations}", operator.save_reference)

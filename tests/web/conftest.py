@@ -130,6 +130,15 @@ def traveller(gateway: str, first_name: str = "Tess") -> dict[str, Any]:
     return {**register(gateway, first_name), "password": TEST_PASSWORD}
 
 
+def staff(gateway: str, admin_token: str, role: str, first_name: str) -> dict[str, Any]:
+    """A traveller an admin gave `role` (`manager`, `admin`), to log in afresh."""
+    who = traveller(gateway, first_name)
+    status, body, _ = call("PATCH", f"{gateway}/api/admin/users/{who['user']['id']}",
+                           {"role": role}, token=admin_token)
+    assert status == 200, body
+    return {**who, "user": body}
+
+
 def log_in(page: Page, who: dict[str, Any], next_path: str = "/") -> None:
     page.goto(f"/login?next={next_path}")
     page.get_by_label("E-mail address").fill(who["user"]["email"])

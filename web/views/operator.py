@@ -1,6 +1,6 @@
 """The operators' pages: tours and their departures, categories and destinations, every booking
 with its payments (refunds, manual moves), the notification log, and the status of the services
-with their circuit breakers. Each page is for admins (and managers, once auth has the role)."""
+with their circuit breakers. Managers and admins; refunds and breakers are the admins' only."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from web.clients import API, Caller
 from web.errors import ApiError, PageNotFound
 from web.i18n import gettext as _
 from web.pages import render
+from web.roles import may
 from web.views.account import form_errors, refusal
-from web.visitor import flash, form, on_behalf, redirect, require_operator
+from web.views.payments import unresolved
+from web.visitor import flash, form, on_behalf, redirect, require, require_operator
 
 TOUR_FIELDS = ("title", "summary", "description", "price", "currency", "duration",
                "durationUnit", "difficulty", "maxGroupSize", "categoryId", "destinationId")
@@ -54,14 +56,17 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    api = request.app[API]
+    """Every service's health; the circuit breakers too for an admin (only admins read them)."""
+    api, user = request.app[API], require_operator(request)
 
-    async def read(visitor: Caller) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def read(visitor: Caller) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if not may(user, "breakers"):
+            return await _health(api, visitor), None
         health, breakers = await asyncio.gather(
             _health(api, visitor), api.read(visitor, "/circuit-breaker/status"))
         return health, breakers
 
-    health, breakers = await _as_operator(request, read)
+    health, breakers = await on_behalf(request, read)
     return render(request, "operator/status.html", {"health": health, "breakers": breakers})
 
 
@@ -75,6 +80,7 @@ async def _health(api: Any, visitor: Caller) -> dict[str, Any]:
 
 
 async def reset_breaker(request: web.Request) -> web.Response:
+    require(request, "breakers")
     await form(request)
     service = request.match_info["service"]
 
@@ -82,7 +88,7 @@ async def reset_breaker(request: web.Request) -> web.Response:
         return await request.app[API].write(visitor, "POST", f"/circuit-breaker/reset/{service}")
 
     try:
-        await _as_operator(request, reset)
+        await on_behalf(request, reset)
     except ApiError as exc:
         flash(request, refusal(exc), "error")
     else:
@@ -341,10 +347,22 @@ async def booking(request: web.Request) -> web.Response:
             raise PageNotFound() from None
         raise
     for payment in payments:
-        payment["refundable"] = (payment["amount"] - payment.get("refundedAmount", 0)
-                                 if payment["status"] in ("succeeded", "partially_refunded")
-                                 else 0)
+        payment["refundable"], payment["refundCurrency"] = refundable(payment)
+        payment["unresolved"] = unresolved(payment)
     return render(request, "operator/booking.html", {"booking": found, "payments": payments})
+
+
+def refundable(payment: dict[str, Any]) -> tuple[int, str]:
+    """What a refund of `payment` may still give back, and in which currency: what was paid,
+    or for an intent paid at another amount (mismatched), what Stripe took for it."""
+    refunded = int(payment.get("refundedAmount") or 0)
+    if payment["status"] in ("succeeded", "partially_refunded"):
+        return payment["amount"] - refunded, payment["currency"]
+    if payment["status"] == "mismatched":
+        taken = [a for a in payment.get("anomalies") or [] if a["kind"] == "amount_mismatch"]
+        if taken:
+            return max(0, taken[-1]["observedAmount"] - refunded), taken[-1]["observedCurrency"]
+    return 0, payment["currency"]
 
 
 async def booking_status(request: web.Request) -> web.Response:
@@ -366,7 +384,7 @@ async def booking_status(request: web.Request) -> web.Response:
 
 
 async def refund(request: web.Request) -> web.Response:
-    require_operator(request)
+    require(request, "refund")
     fields = await form(request)
     payment_id, booking_id = request.match_info["id"], fields.get("booking", "")
     amount = None
