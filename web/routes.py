@@ -4,7 +4,7 @@ from aiohttp import web
 
 from web.assets import static_view
 from web.covers import cover_view
-from web.views import account, bookings, cart, checkout, operator, payments, tours, users
+from web.views import account, bookings, cart, changes, checkout, operator, payments, tours, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -34,6 +34,8 @@ def _traveller_routes(app: web.Application) -> None:
     app.router.add_get("/bookings/{id}", bookings.booking_page)
     app.router.add_get("/bookings/{id}/state", bookings.booking_state)
     app.router.add_post("/bookings/{id}/cancel", bookings.cancel)
+    app.router.add_get("/bookings/{id}/change", changes.change_form)
+    app.router.add_post("/bookings/{id}/change", changes.change)
     app.router.add_get("/checkout", checkout.checkout_page)
     app.router.add_post("/checkout", checkout.pay)
     app.router.add_get("/payment/success", checkout.payment_success)

@@ -1,5 +1,6 @@
 """The web site's rules that need no server: seat badges, languages, money, covers, where a form
-may send the visitor next, the visitor's address behind a proxy, and hashed asset names."""
+may send the visitor next, the visitor's address behind a proxy, hashed asset names, what each
+role is offered, and a refused change of a booking explained next to its field."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from web import i18n
 from web.addresses import TRUSTED, visitor_address, visitor_proto
 from web.assets import Assets
 from web.covers import cover_svg, cover_url
+from web.errors import ApiError
+from web.revoked import token_identity
+from web.roles import may
 from web.seats import level
+from web.views.changes import change_errors
 from web.visitor import safe_next
 
 WEB = Path(__file__).resolve().parent.parent
@@ -121,3 +126,36 @@ def test_assets_are_named_by_their_content(tmp_path: Path) -> None:
     assert second.url("css/site.css").startswith("/static/css/site.")
     assert second.files[second.url("css/site.css").removeprefix("/static/")].content_type \
         == "text/css; charset=utf-8"
+
+
+@pytest.mark.parametrize(("role", "offered"), [
+    ("admin", {"tours", "bookings", "payments", "refund", "resolve", "users", "breakers"}),
+    ("manager", {"tours", "bookings", "payments"}),
+    ("customer", set()), (None, set())])
+def test_each_role_is_offered_what_the_api_lets_it_do(role: str | None,
+                                                      offered: set[str]) -> None:
+    actions = {"tours", "bookings", "payments", "refund", "resolve", "users", "breakers"}
+    user = {"role": role} if role else None
+    assert {a for a in actions if may(user, a)} == offered
+
+
+@pytest.mark.parametrize(("answer", "field", "text"), [
+    ({"error": "INSUFFICIENT_AVAILABILITY", "details": {"availableSeats": 2, "requested": 3}},
+     "participants", "Only 2 more seats are free on this date."),
+    ({"error": "INSUFFICIENT_AVAILABILITY", "details": {"availableSeats": 0, "requested": 1}},
+     "participants", "No more seats are free on this date."),
+    ({"error": "PAYMENT_IN_PROGRESS"}, "participants",
+     "A payment of this booking is being processed: it cannot change until the payment ends. "
+     "Look again in a minute."),
+    ({"error": "VALIDATION_ERROR",
+      "details": [{"field": "contact.email", "message": "not an e-mail"}]},
+     "email", "Enter a valid e-mail address, such as ada@example.com."),
+])
+def test_a_refused_change_of_a_booking_is_explained_next_to_its_field(
+        answer: dict[str, object], field: str, text: str) -> None:
+    errors, _ = change_errors(ApiError(409, {"status": 409, "message": "no", **answer}))
+    assert errors[field] == text
+
+
+def test_a_session_token_that_is_not_a_jwt_is_no_identity_to_look_up() -> None:
+    assert token_identity("access-token-secret") is None
