@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from common.config import Alias, BaseConfig, CsvList
 from gateway.table import Limits, RouteTable, Rule
 
-SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime")
+SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime", "web")
 
 
 def _split_rules(value: Any) -> Any:
@@ -38,6 +38,9 @@ DEFAULT_ROUTES = (
     "/api/categories=catalog+stale", "/api/destinations=catalog+stale", "/api/bookings=booking",
     "/api/payments=payments", "/webhooks=payments:10", "/api/webhooks=payments:10",
     "/api/notifications=notify", "/ws=realtime", "upgrade:/ws=realtime", "upgrade:/=realtime/ws",
+    # The pages take every other path (a WebSocket handshake on `/` stays realtime's, above);
+    # an unknown API path stays a 404 of the gateway's.
+    "/=web:10+page", "/api=-",
 )
 DEFAULT_PUBLIC = (
     "POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
@@ -54,7 +57,9 @@ DEFAULT_ADMIN = (
     "GET,POST,PUT,PATCH,DELETE /api/admin/**", "PATCH /api/bookings/*/payment-status",
     "POST /api/payments/*/refund",
 )
-DEFAULT_RATE_LIMITS = ("/=100/900", "/api/auth=10/900", "/api/payments=20/60",
+# `/` is the pages' policy (and the WebSocket's, the docs'): reading pages never spends the API's
+# per-address budget, which `/api` keeps.
+DEFAULT_RATE_LIMITS = ("/=300/300", "/api=100/900", "/api/auth=10/900", "/api/payments=20/60",
                        "/webhooks=600/60", "/api/webhooks=600/60")
 
 
@@ -72,9 +77,11 @@ class Config(BaseConfig):
     payments_url: str = Field("http://127.0.0.1:3004", alias="PAYMENTS_URL")
     notify_url: str = Field("http://127.0.0.1:3006", alias="NOTIFY_URL")
     realtime_url: str = Field("http://127.0.0.1:3007", alias="REALTIME_URL")
+    web_url: str = Field("http://127.0.0.1:3008", alias="WEB_URL")
 
     routes: CsvList = Field(DEFAULT_ROUTES, description=(
-        "prefix=service[:timeout seconds][+stale], longest prefix wins, paths unchanged; "
+        "prefix=service[:timeout seconds][+stale][+page], longest prefix wins, paths "
+        "unchanged; prefix=- routes nothing under the prefix (404); "
         "upgrade:prefix=service[/path][:timeout seconds] for WebSocket handshakes"))
     default_timeout: float = Field(5.0, gt=0, description="Upstream timeout when a route sets none")
     public_routes: RuleList = Field(DEFAULT_PUBLIC, description=(
@@ -87,10 +94,13 @@ class Config(BaseConfig):
         "token, else per client IP"))
     rate_limit_timeout: float = Field(0.25, gt=0, description=(
         "Seconds a rate-limit decision waits for Redis; past it the local bucket decides"))
-    rate_limit_exempt: CsvList = Field(("/health", "/metrics"), description=(
-        "prefixes never rate limited (probes and scrapes)"))
+    rate_limit_exempt: CsvList = Field(("/health", "/metrics", "/static"), description=(
+        "prefixes never rate limited (probes, scrapes, the pages' static files)"))
     user_limit_exempt: CsvList = Field(("/webhooks", "/api/webhooks"), description=(
         "prefixes limited per client IP even when a token comes with the request"))
+    page_clients: CsvList = Field((), description=(
+        "CIDRs of the page services (web) themselves: their reads are not rate limited, the page "
+        "request that made them was; their writes are charged to the visitor as usual"))
     trusted_proxies: CsvList = Field((), description=(
         "CIDRs of proxies in front of the gateway whose X-Forwarded-For and -Proto are believed"))
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024, description=(
@@ -150,7 +160,7 @@ class Config(BaseConfig):
                 raise ValueError(f"{prefix!r}: a path prefix starts with /")
         return prefixes
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "page_clients")
     @classmethod
     def _valid_networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
         for network in networks:
@@ -160,4 +170,4 @@ class Config(BaseConfig):
     def upstream_urls(self) -> dict[str, str]:
         return {"auth": self.auth_url, "catalog": self.catalog_url, "booking": self.booking_url,
                 "payments": self.payments_url, "notify": self.notify_url,
-                "realtime": self.realtime_url}
+                "realtime": self.realtime_url, "web": self.web_url}

@@ -247,7 +247,7 @@ class ApiDocs:
 
     async def _build(self, app: web.Application) -> Document:
         routes, upstreams = app[ROUTES], app[UPSTREAMS]
-        names = [name for name in upstreams if any(r.service == name for r in routes.routes)]
+        names = routes.api_services()  # pages are not part of the API
         results = await asyncio.gather(*(fetch_openapi(upstreams[n], self.timeout)
                                        for n in names))
         services = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, dict)}

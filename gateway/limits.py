@@ -47,6 +47,8 @@ class Limiter:
                  rejected: Counter) -> None:
         self.limiter, self.limits, self.public, self.rejected = limiter, limits, public, rejected
         self.exempt, self.user_exempt = config.rate_limit_exempt, config.user_limit_exempt
+        self.page_clients: Networks = [ipaddress.ip_network(n, strict=False)
+                                       for n in config.page_clients]
 
     async def client(self, request: web.Request) -> tuple[str, str]:
         """("user", id) or ("ip", address)."""
@@ -65,6 +67,10 @@ class Limiter:
         matched = self.limits.match(path)
         if matched is None or any(prefix_matches(p, path) for p in self.exempt):
             return None
+        if request.method in ("GET", "HEAD") and _trusted(request.remote or "",
+                                                          self.page_clients):
+            return None  # a page's reads: the visitor's page request paid for them
+
         name, policy = matched
         scope, client = await self.client(request)
         decision = await self.limiter.take(f"{name}:{scope}:{client}", policy)

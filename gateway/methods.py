@@ -54,7 +54,7 @@ METHODS: web.AppKey[UpstreamMethods] = web.AppKey("upstream_methods", UpstreamMe
 def _learner(app: web.Application) -> Pass:
     async def learn() -> Mapping[str, int]:
         methods, upstreams = app[METHODS], app[UPSTREAMS]
-        names = sorted({r.service for r in app[ROUTES].routes if methods.due(r.service)})
+        names = [n for n in app[ROUTES].api_services() if methods.due(n)]
         found = await asyncio.gather(*(fetch_openapi(upstreams[n], FETCH_TIMEOUT) for n in names))
         learnt = 0
         for name, document in zip(names, found, strict=True):

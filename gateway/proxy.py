@@ -189,10 +189,15 @@ async def proxy_view(request: web.Request) -> web.StreamResponse:
     route = request.app[ROUTES].match(request.path, upgrade=_websocket_handshake(request))
     if route is None:
         raise NotFound("No route matches this path")
-    if not route.upgrade:
-        # Whether the method exists comes before who may use it.
-        request.app[METHODS].check(route.service, request.method, request.path)
-    identity = await request.app[ACCESS].enforce(request)
+    if route.page:
+        # Public here, with no identity passed on: a page checks its visitor's session itself,
+        # and answers its own methods (pages are not in the API's documents).
+        identity = None
+    else:
+        if not route.upgrade:
+            # Whether the method exists comes before who may use it.
+            request.app[METHODS].check(route.service, request.method, request.path)
+        identity = await request.app[ACCESS].enforce(request)
     upstream = request.app[UPSTREAMS][route.service]
     if route.upgrade:
         return await relay(request, upstream, gateway_headers(request, identity),

@@ -28,13 +28,19 @@ def _longest(items: Iterable[tuple[str, object]], path: str) -> object | None:
     return best[1] if best else None
 
 
+NOWHERE = "-"
+
+
 @dataclass(frozen=True)
 class Route:
-    """`prefix=service[:seconds][+stale]`, or `upgrade:prefix=service[/path][:seconds]`.
+    """`prefix=service[:seconds][+stale][+page]`, `prefix=-`, or
+    `upgrade:prefix=service[/path][:seconds]`.
 
     An upgrade route takes WebSocket handshakes only, relayed frame by frame; it may name the
     path its service takes them at, which replaces the prefix. A plain route takes every other
-    request, its path unchanged; `+stale` keeps its last good answers to anonymous reads."""
+    request, its path unchanged; `+stale` keeps its last good answers to anonymous reads; `+page`
+    serves pages, which check their own session: public here, no identity passed on, and no part
+    of the API (its documents, its methods). `-` serves nothing under the prefix (404)."""
 
     prefix: str
     service: str
@@ -42,6 +48,7 @@ class Route:
     upgrade: bool = False
     target: str | None = None
     stale: bool = False
+    page: bool = False
 
     def upstream_path(self, path: str) -> str:
         """`path` (with its query, if any) as the service is asked for it."""
@@ -53,7 +60,7 @@ class Route:
 
 
 _UPGRADE = "upgrade:"
-_FLAGS = frozenset({"stale"})
+_FLAGS = frozenset({"stale", "page"})
 _TARGET = re.compile(r"(?:/[A-Za-z0-9._~-]+)+")
 
 
@@ -62,13 +69,17 @@ def _route(line: str, known: set[str], default_timeout: float) -> Route:
     upgrade = text.startswith(_UPGRADE)
     prefix, sep, target = text.removeprefix(_UPGRADE).partition("=")
     target, *flags = target.strip().split("+")
-    target, _, timeout = target.partition(":")
+    target, colon, timeout = target.partition(":")
     service, slash, path = target.partition("/")
     prefix, service = prefix.strip(), service.strip()
-    if not sep or not prefix.startswith("/") or service not in known or (
+    if not sep or not prefix.startswith("/") or service not in known | {NOWHERE} or (
             slash and not _TARGET.fullmatch("/" + path)):
         raise ValueError(f"route {line!r}: expected [upgrade:]/prefix=service[/path][:seconds]"
-                         f"[+stale] with a service among {', '.join(sorted(known))}")
+                         f"[+stale][+page] with a service among {', '.join(sorted(known))}, or "
+                         f"/prefix={NOWHERE}")
+    if service == NOWHERE and (upgrade or colon or flags):
+        raise ValueError(f"route {line!r}: {NOWHERE} serves nothing, so it takes no timeout or "
+                         "flag and is a plain route")
     if slash and not upgrade:
         raise ValueError(f"route {line!r}: only an upgrade route names a path (other paths "
                          "pass unchanged)")
@@ -77,7 +88,10 @@ def _route(line: str, known: set[str], default_timeout: float) -> Route:
         raise ValueError(f"route {line!r}: unknown flag {', '.join(sorted(unknown))} "
                          f"(known: {', '.join(sorted(_FLAGS))})")
     if upgrade and flags:
-        raise ValueError(f"route {line!r}: stale answers are for plain routes")
+        raise ValueError(f"route {line!r}: flags are for plain routes")
+    if {"stale", "page"} <= set(flags):
+        # A page is its visitor's (their session cookie): another visitor must never get it.
+        raise ValueError(f"route {line!r}: pages are never served stale")
     try:
         seconds = float(timeout) if timeout else default_timeout
     except ValueError:
@@ -85,7 +99,8 @@ def _route(line: str, known: set[str], default_timeout: float) -> Route:
     if not 0 < seconds < math.inf:
         raise ValueError(f"route {line!r}: the timeout must be a positive number")
     return Route(prefix.rstrip("/") or "/", service, seconds, upgrade=upgrade,
-                 target="/" + path if slash else None, stale="stale" in flags)
+                 target="/" + path if slash else None, stale="stale" in flags,
+                 page="page" in flags)
 
 
 class RouteTable:
@@ -114,7 +129,13 @@ class RouteTable:
             if isinstance(found, Route):
                 return found
         route = _longest(((r.prefix, r) for r in self.routes if not r.upgrade), path)
-        return route if isinstance(route, Route) else None
+        return route if isinstance(route, Route) and route.service != NOWHERE else None
+
+    def api_services(self) -> list[str]:
+        """The services the API's routes reach (pages and `-` are not the API), in table
+        order."""
+        found = [r.service for r in self.routes if not r.page and r.service != NOWHERE]
+        return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from common.config import BaseConfig
-from ops import demo, envfile, paths, provision, servers, services, standins, supervisor
+from ops import browser, demo, envfile, paths, provision, servers, services, standins, supervisor
 from ops.errors import OpsError
 from ops.services import Service
 
@@ -74,6 +74,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         # Where each service listens, for its peers (CATALOG_URL...), unless the operator says.
         for name, url in urls.items():
             environ.setdefault(f"{name.upper()}_URL", url)
+        if "web" in urls and "gateway" in urls:
+            _pages_through_gateway(environ, urls["gateway"])
         for stand_in in _stand_ins(configs, urls):
             commands[stand_in.name] = supervisor.python_module(stand_in.module)
             environ.update(stand_in.environ)
@@ -92,6 +94,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     say(f"a service exited (code {code}), so every other one was stopped")
     return code or 1
+
+
+def _pages_through_gateway(environ: dict[str, str], gateway: str) -> None:
+    """web calls the API through the gateway with each visitor's address, which the gateway
+    believes from a trusted proxy, and its reads for a page are not limited twice: web runs on
+    this machine."""
+    environ.setdefault("WEB_API_URL", gateway)
+    for variable in ("GATEWAY_TRUSTED_PROXIES", "GATEWAY_PAGE_CLIENTS"):
+        if not environ.get(variable):
+            environ[variable] = "127.0.0.1/32,::1/128"
 
 
 def _stand_ins(configs: dict[Service, BaseConfig],
@@ -240,6 +252,7 @@ def cmd_test(pytest_args: list[str]) -> int:
     os.environ.setdefault("AMQP_URL", DEFAULT_AMQP_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     ensure_infra({}, test=True)
+    browser.ensure(say)
     argv = [sys.executable, "-m", "pytest", *_from_cwd(pytest_args)]
     say("running pytest " + " ".join(argv[3:]))
     sys.stdout.flush()

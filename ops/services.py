@@ -29,7 +29,8 @@ class Service:
     """Its own database by default (DESIGN §1), created by compose.yml's init script."""
 
 
-# Start order: the gateway last, so that it finds the others up.
+# Start order: the gateway last, so that it finds the others up (web reaches the API through it,
+# and reads nothing from it at start).
 REGISTRY: tuple[Service, ...] = (
     Service("auth", 3005, "auth_service_db"),
     Service("catalog", 3001, "tour_service_db"),
@@ -37,6 +38,7 @@ REGISTRY: tuple[Service, ...] = (
     Service("payments", 3004, "payment_service_db"),
     Service("notify", 3006, "notification_service_db"),
     Service("realtime", 3007),
+    Service("web", 3008),
     Service("gateway", 8080),
 )
 

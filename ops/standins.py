@@ -50,6 +50,7 @@ def stripe(payments: BaseConfig, gateway_url: str) -> StandIn | None:
         "STRIPE_STANDIN_PORT": str(address.port),
         "STRIPE_STANDIN_WEBHOOK_URL": gateway_url.rstrip("/") + "/webhooks/stripe",
         "STRIPE_STANDIN_WEBHOOK_SECRET": str(getattr(payments, "stripe_webhook_secret", "")),
+        "WEB_STRIPE_STANDIN_URL": api_base,  # the checkout's test-card form confirms there
     })
 
 

@@ -84,9 +84,13 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     smtp = stack.start("standins.smtp", health="/health", SMTP_STANDIN_SMTP_PORT=str(smtp_port),
                        SMTP_STANDIN_DIRECTORY=str(tmp_path_factory.mktemp("mail")))
     stack.start("notify", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port))
-    stack.start("realtime")
-    stack.start("gateway")
-    names = ("auth", "catalog", "booking", "payments", "notify", "realtime", "gateway")
+    # Browsers open the pages on the gateway, and the WebSocket from there.
+    origin = stack.url("gateway")
+    stack.start("realtime", REALTIME_ALLOWED_ORIGINS=origin)
+    stack.start("web", WEB_API_URL=origin, WEB_STRIPE_STANDIN_URL=stripe)
+    stack.start("gateway", GATEWAY_CORS_ORIGINS=origin,
+                GATEWAY_TRUSTED_PROXIES="127.0.0.1/32", GATEWAY_PAGE_CLIENTS="127.0.0.1/32")
+    names = ("auth", "catalog", "booking", "payments", "notify", "realtime", "web", "gateway")
     return {"stripe": stripe, "smtp": smtp, "smtpPort": str(smtp_port),
             **{name: stack.urls(name)[0] for name in names}}
 

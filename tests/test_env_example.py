@@ -16,7 +16,7 @@ OPERATOR_ONLY = {"ADMIN_EMAIL", "ADMIN_PASSWORD"}
 
 def service_configs() -> list[type[BaseConfig]]:
     found = []
-    for name in ("gateway", "auth", "catalog", "booking", "payments", "notify", "realtime"):
+    for name in ("gateway", "auth", "catalog", "booking", "payments", "notify", "realtime", "web"):
         if importlib.util.find_spec(name) is None or not (ROOT / name / "config.py").exists():
             continue
         found.append(importlib.import_module(f"{name}.config").Config)

@@ -33,7 +33,7 @@ from gateway.app import create_app
 from gateway.config import Config
 
 PASSWORD = TEST_PASSWORD
-STAND_INS = ("catalog", "booking", "payments", "notify", "realtime")
+STAND_INS = ("catalog", "booking", "payments", "notify", "realtime", "web")
 ROOT = Path(__file__).resolve().parents[2]
 
 

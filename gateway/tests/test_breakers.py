@@ -180,7 +180,7 @@ async def test_admins_see_every_breaker(make_gateway, customer, admin):
     assert {b["state"] for b in status["circuitBreakers"].values()} == {"CLOSED"}
     assert {"fires", "successes", "failures", "rejects", "timeouts", "latencyMean"} \
         <= set(status["circuitBreakers"]["catalog"])
-    assert status["summary"] == {"total": 6, "open": 0, "halfOpen": 0, "closed": 6}
+    assert status["summary"] == {"total": 7, "open": 0, "halfOpen": 0, "closed": 7}
 
 
 async def test_an_admin_resets_an_open_breaker(make_gateway, customer, admin, stand_ins):

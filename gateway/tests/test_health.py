@@ -41,7 +41,7 @@ async def test_health_is_degraded_and_503_with_one_service_down(make_gateway, st
     assert services["realtime"]["status"] == "error"
     assert services["realtime"]["error"]
     assert {n for n, r in services.items() if r["status"] == "ok"} \
-        == {"auth", "catalog", "booking", "payments", "redis", "revocations"}
+        == {"auth", "catalog", "booking", "payments", "web", "redis", "revocations"}
 
 
 async def test_services_are_asked_at_once_each_with_a_timeout(make_gateway, silent_server):

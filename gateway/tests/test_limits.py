@@ -55,7 +55,7 @@ async def test_every_limited_response_carries_the_headers(make_gateway, customer
 
     proxied = await gateway.get("/api/tours")
     own = await gateway.get("/circuit-breaker/health")
-    unknown_route = await gateway.get("/nowhere")
+    unknown_route = await gateway.get("/api/nowhere")
     no_token = await gateway.get("/api/bookings")
 
     assert [r.status for r in (proxied, own, unknown_route, no_token)] == [200, 200, 404, 401]

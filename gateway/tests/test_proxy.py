@@ -193,8 +193,8 @@ async def test_the_route_table_comes_from_config_and_the_longest_prefix_wins(
     ("/api=catalog:-1", "the timeout must be a positive number"),
     ("/api=catalog:inf", "the timeout must be a positive number"),
     ("/api=catalog:soon", "the timeout must be a positive number"),
-    ("/api=nowhere", "expected [upgrade:]/prefix=service[/path][:seconds][+stale]"),
-    ("api=catalog", "expected [upgrade:]/prefix=service[/path][:seconds][+stale]"),
+    ("/api=nowhere", "expected [upgrade:]/prefix=service[/path][:seconds][+stale][+page]"),
+    ("api=catalog", "expected [upgrade:]/prefix=service[/path][:seconds][+stale][+page]"),
     ("/api/tours=catalog,/api/tours/=booking", "/api/tours is routed twice"),
 ])
 def test_a_route_table_that_cannot_mean_one_thing_is_refused(line: str, error: str) -> None:
@@ -202,9 +202,10 @@ def test_a_route_table_that_cannot_mean_one_thing_is_refused(line: str, error: s
         RouteTable.parse(line.split(","), ["catalog", "booking"], default_timeout=5.0)
 
 
-async def test_an_unknown_path_is_404_in_the_envelope_and_reaches_no_one(
+async def test_an_unknown_api_path_is_404_in_the_envelope_and_reaches_no_one(
         gateway: Any, stand_ins: dict[str, StandIn], customer: dict[str, Any]) -> None:
-    for target in ["/api/nothing", "/api/toursx", "/nothing/at/all", "/api"]:
+    # Any other path is a page's: web answers it (its own 404 included).
+    for target in ["/api/nothing", "/api/toursx", "/api/nothing/at/all", "/api"]:
         response = await gateway.get(target, headers=bearer(customer))
         assert response.status == 404, target
         assert await response.json() == {"status": 404, "error": "NOT_FOUND",

@@ -1,7 +1,7 @@
 """The original's paths and the route table's properties: `POST /api/webhooks/stripe` reaches
 payments' webhook as `/webhooks/stripe` does (no token, the same rate-limit policy, per address
 only); a WebSocket handshake on `/` reaches realtime's `/ws`, by an upgrade route, while a plain
-`GET /` is left for a page; which routes keep stale answers is the table's to say, not code's."""
+`GET /` goes to the pages; which routes keep stale answers is the table's to say, not code's."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gateway.tests.conftest import MakeGateway, StandIn
 from gateway.tests.test_limits import PATIENT
 from gateway.tests.test_proxy import STRIPE_SIGNATURE, WEBHOOK_BODY
 
-SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime")
+SERVICES = ("auth", "catalog", "booking", "payments", "notify", "realtime", "web")
 
 
 async def test_the_originals_webhook_path_reaches_payments_without_a_token(
@@ -60,11 +60,12 @@ async def test_a_websocket_on_the_root_reaches_realtimes_ws(
     assert [h["path"] for h in stand_ins["realtime"].hits] == ["/ws", "/ws?token=abc", "/ws"]
 
 
-async def test_a_plain_get_of_the_root_is_not_realtimes(
+async def test_a_plain_get_of_the_root_is_the_pages_not_realtimes(
         gateway: Any, stand_ins: dict[str, StandIn]) -> None:
     response = await gateway.get("/")
-    assert (response.status, (await response.json())["error"]) == (404, "NOT_FOUND")
-    assert all(s.hits == [] for s in stand_ins.values())
+    assert (response.status, response.headers["X-Served-By"]) == (200, "web")
+    assert [h["path"] for h in stand_ins["web"].hits] == ["/"]
+    assert all(s.hits == [] for name, s in stand_ins.items() if name != "web")
 
 
 async def test_stale_answers_are_kept_for_the_routes_the_table_marks(
@@ -82,20 +83,28 @@ async def test_stale_answers_are_kept_for_the_routes_the_table_marks(
 
 
 @pytest.mark.parametrize(("line", "expected"), [
-    ("upgrade:/=realtime/ws", ("/", "realtime", True, "/ws", False)),
-    ("upgrade:/live=realtime:30", ("/live", "realtime", True, None, False)),
-    ("/api/tours=catalog+stale", ("/api/tours", "catalog", False, None, True)),
-    ("/api/tours=catalog:2+stale", ("/api/tours", "catalog", False, None, True)),
+    ("upgrade:/=realtime/ws", ("/", "realtime", True, "/ws", False, False)),
+    ("upgrade:/live=realtime:30", ("/live", "realtime", True, None, False, False)),
+    ("/api/tours=catalog+stale", ("/api/tours", "catalog", False, None, True, False)),
+    ("/api/tours=catalog:2+stale", ("/api/tours", "catalog", False, None, True, False)),
+    ("/=web:10+page", ("/", "web", False, None, False, True)),
+    ("/api=-", ("/api", "-", False, None, False, False)),
 ])
 def test_a_route_line_says_its_kind_target_and_flags(line: str, expected: tuple[Any, ...]) -> None:
     [route] = RouteTable.parse([line], SERVICES, default_timeout=5.0).routes
-    assert (route.prefix, route.service, route.upgrade, route.target, route.stale) == expected
+    assert (route.prefix, route.service, route.upgrade, route.target, route.stale,
+            route.page) == expected
 
 
 @pytest.mark.parametrize(("lines", "error"), [
     ("upgrade:/=realtime/ws,upgrade:/=realtime", "upgrade:/ is routed twice"),
     ("/api=catalog+fresh", "unknown flag"),
-    ("upgrade:/ws=realtime+stale", "stale answers are for plain routes"),
+    ("upgrade:/ws=realtime+stale", "flags are for plain routes"),
+    ("upgrade:/=realtime/ws+page", "flags are for plain routes"),
+    ("/=web+page+stale", "pages are never served stale"),
+    ("/api=-:5", "serves nothing"),
+    ("/api=-+page", "serves nothing"),
+    ("upgrade:/api=-", "serves nothing"),
     ("/api=catalog/elsewhere", "only an upgrade route names a path"),
     ("upgrade:/=realtime/w s", "expected"),
 ])

@@ -1,0 +1,1 @@
+"""The pages, by area: tours, account, bookings, checkout, cart."""
