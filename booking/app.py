@@ -16,10 +16,10 @@ from booking.bookings import Bookings
 from booking.catalog import CatalogClient, catalog_breaker
 from booking.changes import Changes
 from booking.config import Config
+from booking.consumers import build_consumer
 from booking.contacts import ContactBook
 from booking.jobs import Jobs, jobs_ctx
 from booking.metrics import BookingMetrics
-from booking.payment_events import build_consumer
 from booking.payments import PaymentsClient, payments_breaker
 from booking.routes import setup_routes
 from common import db

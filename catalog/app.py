@@ -10,7 +10,7 @@ from aiohttp import web
 
 from catalog.app_keys import CONFIG, SEAT_METRICS, SWEEPER
 from catalog.config import Config
-from catalog.handlers import build_consumer
+from catalog.consumers import build_consumer
 from catalog.metrics import SeatMetrics
 from catalog.routes import setup_routes
 from catalog.sweeper import HoldSweeper

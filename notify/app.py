@@ -29,11 +29,12 @@ from notify.app_keys import (
     REDIS,
 )
 from notify.config import Config
+from notify.consumers import QUEUE, build_consumer
 from notify.deliveries import Deliveries
 from notify.mail import Mailer
 from notify.metrics import NotifyMetrics
 from notify.notices import Notices
-from notify.notifier import Notifier, build_consumer
+from notify.notifier import Notifier
 from notify.recipients import Accounts, Bookings
 from notify.records import Records
 from notify.rendering import Templates
@@ -94,7 +95,7 @@ def _notify_ctx(config: Config) -> CleanupContext:
                               sms_enabled=sms is not None)
             deliveries = Deliveries(app[db.POOL], templates, mailer, sms, app[NOTIFY_METRICS])
             app[AUTH_API], app[BOOKING_API], app[MAILER] = auth_api, booking_api, mailer
-            app[NOTIFIER] = Notifier(notices, deliveries)
+            app[NOTIFIER] = Notifier(notices, deliveries, max_attempts=QUEUE.max_attempts)
             app[RECORDS] = Records(app[db.POOL])
             yield
 

@@ -37,9 +37,10 @@ from payments.app_keys import (
     WEBHOOKS,
 )
 from payments.bookings import BookingClient
-from payments.cancellations import Cancellations, build_consumer
+from payments.cancellations import Cancellations
 from payments.checkout import Checkout
 from payments.config import Config
+from payments.consumers import build_consumer
 from payments.metrics import PaymentMetrics
 from payments.reconciliation import Reconciler, jobs_ctx
 from payments.records import Records

@@ -13,15 +13,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 
-from common.bus import CONSUMERS, bus_ctx, consumer_ctx, health_checks, websocket_queue
-from common.bus.topology import DURABLE_QUEUES
+from common.bus import CONSUMERS, bus_ctx, consumer_ctx, health_checks
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
 from common.revocation import REVOCATIONS
 from realtime.app_keys import CONFIG, HUB, REALTIME_METRICS
 from realtime.config import Config, default_instance
-from realtime.events import build_consumer
+from realtime.consumers import QUEUE, build_consumer
 from realtime.hub import Hub
 from realtime.metrics import RealtimeMetrics
 from realtime.routes import setup_routes
@@ -37,13 +36,10 @@ def create_app(config: Config) -> web.Application:
     hub = Hub(metrics, max_subscriptions=config.max_subscriptions,
               send_timeout=config.send_timeout, close_timeout=config.close_timeout)
     app[CONFIG], app[REALTIME_METRICS], app[HUB] = config, metrics, hub
-    # The process's own broadcast queue, declared with the rest of the topology on every
-    # (re)connect; the consumer declares it again whenever it subscribes.
-    queue = websocket_queue(config.instance or default_instance())
+    queue = QUEUE.for_process(config.instance or default_instance())
     app.cleanup_ctx.extend([
         verifier_ctx(config),
-        bus_ctx(config.amqp_url, name="realtime", registry=app[METRICS].registry,
-                topology=(*DURABLE_QUEUES, queue)),
+        bus_ctx(config.amqp_url, name="realtime", registry=app[METRICS].registry),
         consumer_ctx(build_consumer(queue, hub, metrics)),
         _health_ctx(),
         _hub_ctx(config),

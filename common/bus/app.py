@@ -3,7 +3,7 @@ and drain them on shutdown, typed `AppKey`s for the objects, and the health chec
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
 import structlog
@@ -15,7 +15,7 @@ from common.bus.consumer import Consumer
 from common.bus.metrics import BusMetrics
 from common.bus.outbox import OutboxRelay
 from common.bus.publisher import Publisher
-from common.bus.topology import DURABLE_QUEUES, QueueSpec
+from common.bus.topology import TopologyMismatch
 from common.db import POOL
 
 log = structlog.get_logger(__name__)
@@ -31,20 +31,23 @@ BUS_METRICS: web.AppKey[BusMetrics] = web.AppKey("bus_metrics", BusMetrics)
 
 
 def bus_ctx(url: str, *, name: str, registry: CollectorRegistry | None = None,
-            topology: Sequence[QueueSpec] = DURABLE_QUEUES, timeout: float = 10.0,
-            require_broker: bool = False) -> CleanupContext:
+            timeout: float = 10.0, require_broker: bool = False) -> CleanupContext:
     """Open the broker connection (and its publisher) with the app; close it last.
 
     The service starts even when the broker is down (`require_broker=False`): the outbox keeps
-    events, consumers subscribe once it is back, and /health reports it meanwhile.
+    events, consumers subscribe once it is back, and /health reports it meanwhile. It does not
+    start when the broker has an exchange with other arguments (`TopologyMismatch`).
     """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         metrics = BusMetrics(registry)
-        bus = BusConnection(url, name=name, topology=topology, timeout=timeout, metrics=metrics)
+        bus = BusConnection(url, name=name, timeout=timeout, metrics=metrics)
         await bus.start()
         try:
             await bus.wait_connected()
+        except TopologyMismatch:
+            await bus.close()
+            raise
         except BrokerUnavailableError:
             if require_broker:
                 await bus.close()
@@ -81,9 +84,10 @@ def consumer_ctx(consumer: Consumer, *,
                  redis_prefix: str = "") -> CleanupContext:
     """Start `consumer` with the app (after `bus_ctx`, the pool and Redis); drain it on shutdown.
 
-    It gets the app's pool when `common.db.POOL` is set, and the Redis client stored under
-    `redis`. Shutdown runs cleanup contexts in reverse, so consumers drain before the relay, the
-    bus and the pool close.
+    The app does not start when the consumer's handlers and bindings disagree (`TopologyError`)
+    or the broker has its queue with other arguments (`TopologyMismatch`). It gets the app's pool
+    when `common.db.POOL` is set, and the Redis client stored under `redis`. Shutdown runs
+    cleanup contexts in reverse, so consumers drain before the relay, the bus and the pool close.
     """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

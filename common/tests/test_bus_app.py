@@ -62,7 +62,7 @@ async def test_an_app_publishes_through_its_outbox_and_consumes_with_both_guards
     app.cleanup_ctx.extend([
         pool_ctx(database_url),
         redis_ctx(redis_url),
-        bus_ctx(amqp_url, name="svc", registry=registry, topology=(spec,), require_broker=True),
+        bus_ctx(amqp_url, name="svc", registry=registry, require_broker=True),
         relay_ctx(poll_interval=60),
         consumer_ctx(consumer, redis=REDIS, redis_prefix=redis_prefix),
     ])
