@@ -23,11 +23,11 @@ from booking.metrics import BookingMetrics
 from booking.payments import PaymentsClient, payments_breaker
 from booking.routes import setup_routes
 from common import db
-from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
+from common.bus import bus_ctx, consumer_ctx, relay_ctx
 from common.http import service_app, verifier_ctx
-from common.http.health import HEALTH
+from common.http.health import add_check
 from common.http.metrics import METRICS
-from common.periodic import CleanupContext
+from common.wiring import CleanupContext
 
 
 def create_app(config: Config) -> web.Application:
@@ -42,11 +42,9 @@ def create_app(config: Config) -> web.Application:
         bus_ctx(config.amqp_url, name="booking", registry=app[METRICS].registry),
         relay_ctx(),
         _bookings_ctx(config),
-        consumer_ctx(build_consumer(metrics)),
-        _health_ctx(),
+        consumer_ctx(build_consumer),
         jobs_ctx(config, JOBS),
     ])
-    app[HEALTH].add("database", lambda: db.ping(app[db.POOL]))
     setup_routes(app)
     return app
 
@@ -70,6 +68,8 @@ def _bookings_ctx(config: Config) -> CleanupContext:
             contacts = ContactBook(auth_session, config.auth_url, token, config.auth_timeout)
             pool, metrics = app[db.POOL], app[BOOKING_METRICS]
             app[CATALOG], app[PAYMENTS] = catalog, payments
+            add_check(app, "catalog", catalog.check, critical=False)
+            add_check(app, "payments", payments.check, critical=False)
             app[BOOKINGS] = Bookings(pool, catalog, contacts, metrics, config)
             app[CHANGES] = Changes(pool, catalog, payments, metrics, config)
             app[JOBS] = Jobs(pool, catalog, payments, metrics, config)
@@ -77,17 +77,3 @@ def _bookings_ctx(config: Config) -> CleanupContext:
 
     return ctx
 
-
-def _health_ctx() -> CleanupContext:
-    """The bus's checks, once its objects exist. Only the database decides readiness: without
-    the broker, bookings are still taken (their events wait in the outbox)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        health = app[HEALTH]
-        for name, check in health_checks(app).items():
-            health.add(name, check, critical=False)
-        health.add("catalog", app[CATALOG].check, critical=False)
-        health.add("payments", app[PAYMENTS].check, critical=False)
-        yield
-
-    return ctx

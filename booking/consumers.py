@@ -15,8 +15,10 @@ import uuid
 
 import asyncpg
 import structlog
+from aiohttp import web
 
 from booking import db
+from booking.app_keys import BOOKING_METRICS
 from booking.events import PaymentData, payment_data
 from booking.lifecycle import Plan, amount_paid, change, state_of
 from booking.metrics import BookingMetrics
@@ -69,7 +71,8 @@ def booking_key(event: Event) -> str:
     return str(payment_data(event).booking_id)
 
 
-def build_consumer(metrics: BookingMetrics) -> Consumer:
+def build_consumer(app: web.Application) -> Consumer:
+    metrics = app[BOOKING_METRICS]
     consumer = Consumer(QUEUE, name="booking")
 
     @consumer.handler("payment.succeeded", key=booking_key, idempotent="db")

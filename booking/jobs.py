@@ -25,7 +25,8 @@ from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.payments import PaymentsClient
 from booking.states import EXPIRED_REASON, Status, change_status
-from common.periodic import CleanupContext, periodic_ctx
+from common.periodic import periodic_ctx
+from common.wiring import CleanupContext
 
 log = structlog.get_logger(__name__)
 

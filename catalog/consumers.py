@@ -8,12 +8,13 @@ from datetime import date
 from uuid import UUID
 
 import structlog
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from catalog import seats
+from catalog.app_keys import SEAT_METRICS
 from catalog.errors import HoldNotFound, HoldReleased, InsufficientAvailability
-from catalog.metrics import SeatMetrics
 from common.bus import Consumer, Event, HandlerContext, QueueSpec
 
 log = structlog.get_logger(__name__)
@@ -41,7 +42,8 @@ def departure_key(event: Event) -> str:
     return f"{data.tour_id}:{data.tour_date.isoformat()}"
 
 
-def build_consumer(metrics: SeatMetrics) -> Consumer:
+def build_consumer(app: web.Application) -> Consumer:
+    metrics = app[SEAT_METRICS]
     consumer = Consumer(QUEUE, name="catalog")
 
     @consumer.handler("booking.confirmed", key=departure_key, idempotent="db")

@@ -4,19 +4,21 @@ each (`idempotent="redis"`), the events of one booking in order; bad data is dea
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from common.bus import Consumer, QueueSpec
 from notify import events
-from notify.notifier import Notifier
+from notify.app_keys import CONFIG, NOTIFIER
 
 QUEUE = QueueSpec("notification_queue", ("booking.*", "payment.*", "tour.availability.low"))
 
 
-def build_consumer(notifier: Notifier, *, concurrency: int = 8,
-                   handler_timeout: float = 30.0) -> Consumer:
-    consumer = Consumer(QUEUE, concurrency=concurrency, prefetch=concurrency * 4,
-                        handler_timeout=handler_timeout)
+def build_consumer(app: web.Application) -> Consumer:
+    config = app[CONFIG]
+    consumer = Consumer(QUEUE, concurrency=config.concurrency, prefetch=config.concurrency * 4,
+                        handler_timeout=config.handler_timeout)
     for routing_key in events.MODELS:
         consumer.handler(routing_key, key=events.ordering_key,
-                         idempotent="redis")(notifier.handle)
+                         idempotent="redis")(app[NOTIFIER].handle)
     consumer.ignore("booking.*", "payment.*")
     return consumer

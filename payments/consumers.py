@@ -3,8 +3,10 @@ settled (`cancellations`)."""
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from common.bus import Consumer, Event, HandlerContext, QueueSpec
-from payments.cancellations import Cancellations
+from payments.app_keys import CANCELLATIONS
 from payments.events import cancelled_booking
 
 # payments' queue of booking's events; the name is the original's ("payment's booking queue").
@@ -17,7 +19,8 @@ def booking_key(event: Event) -> str:
     return str(cancelled_booking(event).booking_id)
 
 
-def build_consumer(cancellations: Cancellations) -> Consumer:
+def build_consumer(app: web.Application) -> Consumer:
+    cancellations = app[CANCELLATIONS]
     consumer = Consumer(QUEUE, name="payments")
 
     @consumer.handler("booking.cancelled", key=booking_key)

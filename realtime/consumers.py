@@ -6,17 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.bus import (
-    BroadcastQueue,
-    Consumer,
-    Event,
-    HandlerContext,
-    MalformedEventError,
-    QueueSpec,
-)
+from aiohttp import web
+
+from common.bus import BroadcastQueue, Consumer, Event, HandlerContext, MalformedEventError
 from realtime import frames
-from realtime.hub import Hub
-from realtime.metrics import RealtimeMetrics
+from realtime.app_keys import CONFIG, HUB, REALTIME_METRICS
+from realtime.config import default_instance
 from realtime.session import canonical_uuid
 
 # One queue per realtime process, `websocket_availability_queue.<instance>`: every replica pushes
@@ -39,9 +34,11 @@ class UnroutableEvent(MalformedEventError):
     """The event lacks what says who should receive it."""
 
 
-def build_consumer(queue: QueueSpec, hub: Hub, metrics: RealtimeMetrics) -> Consumer:
+def build_consumer(app: web.Application) -> Consumer:
+    hub, metrics, config = app[HUB], app[REALTIME_METRICS], app[CONFIG]
     # Handlers queue frames and return: nothing here waits on a client.
-    consumer = Consumer(queue, name="realtime", prefetch=64)
+    consumer = Consumer(QUEUE.for_process(config.instance or default_instance()),
+                        name="realtime", prefetch=64)
 
     @consumer.handler("tour.availability.low", key=_by_tour)
     async def low(event: Event, ctx: HandlerContext) -> None:

@@ -7,9 +7,9 @@ from common.bus.app import (
     CONSUMERS,
     PUBLISHER,
     RELAY,
+    ConsumerFactory,
     bus_ctx,
     consumer_ctx,
-    health_checks,
     relay_ctx,
 )
 from common.bus.connection import BrokerUnavailableError, BusConnection
@@ -43,6 +43,7 @@ __all__ = [
     "BusConnection",
     "BusMetrics",
     "Consumer",
+    "ConsumerFactory",
     "ConsumerNotRunningError",
     "Event",
     "HandlerContext",
@@ -58,6 +59,5 @@ __all__ = [
     "add_event",
     "bus_ctx",
     "consumer_ctx",
-    "health_checks",
     "relay_ctx",
 ]

@@ -204,7 +204,7 @@ async def test_an_app_whose_queue_the_broker_has_otherwise_does_not_start(
     consumer.ignore(f"{topic}.*")
     app = web.Application()
     app.cleanup_ctx.extend([bus_ctx(amqp_url, name="svc", require_broker=True),
-                            consumer_ctx(consumer)])
+                            consumer_ctx(lambda app: consumer)])
     runner = web.AppRunner(app)
 
     with pytest.raises(TopologyMismatch, match=re.escape(
