@@ -14,11 +14,20 @@ import asyncpg
 import structlog
 
 from booking import db, idempotency
-from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable, Hold
+from booking.catalog import CatalogClient, Hold
 from booking.config import Config
 from booking.contacts import Contact, ContactBook
+from booking.errors import (
+    BookingCancelled,
+    BookingExpired,
+    BookingNotFound,
+    CatalogRefused,
+    CatalogUnavailable,
+    HoldExpired,
+    RequestAbandoned,
+)
 from booking.idempotency import Claim, Replay
-from booking.lifecycle import BookingNotFound, Plan, amount_paid, change, state_of, utc_today
+from booking.lifecycle import Plan, amount_paid, change, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.schemas import BookingIn, ListQuery, booking_out
 from booking.states import (
@@ -31,7 +40,7 @@ from booking.states import (
     change_status,
 )
 from common.auth import Identity
-from common.errors import Conflict, Unavailable, ValidationFailed
+from common.errors import ValidationFailed
 from common.http.idempotency import request_hash
 
 log = structlog.get_logger(__name__)
@@ -42,25 +51,6 @@ ADMIN_CANCEL_REASON = "cancelled by an administrator"
 
 def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(details=[{"field": field, "message": message}])
-
-
-class BookingExpired(Conflict):
-    code = "BOOKING_EXPIRED"
-
-
-class BookingCancelled(Conflict):
-    code = "BOOKING_CANCELLED"
-
-
-class HoldExpired(Conflict):
-    code = "HOLD_EXPIRED"
-    message = ("The seats this request held expired before it could be completed, and were "
-               "given back; send it again to book")
-
-
-class RequestAbandoned(Unavailable):
-    message = ("This booking request took too long and its seats were given back; "
-               "please try again")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any
 import aiohttp
 import structlog
 
+from booking.errors import CatalogRefused, CatalogUnavailable
 from common.auth import SERVICE_HEADER
-from common.errors import AppError, Unavailable
+from common.errors import AppError
 from common.http.upstream import Upstream, UpstreamDown, upstream_breaker
 from common.resilience import CircuitBreaker
 
@@ -25,19 +26,6 @@ log = structlog.get_logger(__name__)
 # Catalog says `seats`; booking's clients sent `participants`. Their error details use our names.
 _FIELD_NAMES = {"seats": "participants"}
 _PASSED_THROUGH = frozenset({400, 404, 409, 422})
-
-
-class CatalogRefused(AppError):
-    """Catalog's own answer (e.g. 409 INSUFFICIENT_AVAILABILITY), status, code, message and
-    details unchanged."""
-
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.status, self.code = status, code
-
-
-class CatalogUnavailable(Unavailable):
-    message = "The tour catalog cannot be reached right now; try again shortly"
 
 
 @dataclass(frozen=True)

@@ -14,47 +14,33 @@ import asyncpg
 import structlog
 
 from booking import db
-from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
+from booking.catalog import CatalogClient
 from booking.config import Config
-from booking.events import booking_updated_event
-from booking.lifecycle import BookingMoved, BookingNotFound
-from booking.metrics import BookingMetrics
-from booking.payments import (
+from booking.errors import (
+    BookingMoved,
+    BookingNotChangeable,
+    BookingNotFound,
+    CatalogRefused,
+    CatalogUnavailable,
     PaymentInProgress,
-    PaymentsClient,
     PaymentsUnanswered,
     PaymentsUnavailable,
+    PreconditionFailed,
+    PreconditionRequired,
 )
+from booking.events import booking_updated_event
+from booking.metrics import BookingMetrics
+from booking.payments import PaymentsClient
 from booking.schemas import BookingPatch
 from booking.states import PaymentStatus, Status, has_departed
 from common.auth import Identity
 from common.bus import add_event
-from common.errors import AppError, Conflict
 
 log = structlog.get_logger(__name__)
 
 _ENTITY_TAG = re.compile(r'"([0-9]{1,9})"')
 # Catalog has nothing to agree with any more: the booking's hold was given back.
 _HOLD_GONE = frozenset({"HOLD_RELEASED", "HOLD_NOT_FOUND"})
-
-
-class PreconditionRequired(AppError):
-    status, code = 428, "PRECONDITION_REQUIRED"
-    message = ("Send If-Match with the booking's ETag (the version you read), so that a change "
-               "made meanwhile is not overwritten")
-
-
-class PreconditionFailed(AppError):
-    status, code = 412, "PRECONDITION_FAILED"
-
-    def __init__(self, version: int) -> None:
-        super().__init__("The booking changed since you read it; read it again and re-apply "
-                         "your change", details={"version": version},
-                         headers={"ETag": etag(version)})
-
-
-class BookingNotChangeable(Conflict):
-    code = "BOOKING_NOT_CHANGEABLE"
 
 
 def etag(version: int) -> str:
@@ -94,7 +80,7 @@ def plan_change(booking: asyncpg.Record, identity: Identity, versions: frozenset
     if not identity.may_access(booking["user_id"]):
         raise BookingNotFound()
     if booking["version"] not in versions:
-        raise PreconditionFailed(booking["version"])
+        raise PreconditionFailed(booking["version"], etag(booking["version"]))
     status = booking["status"]
     if status != Status.PENDING:
         raise BookingNotChangeable(

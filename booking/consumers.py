@@ -19,11 +19,11 @@ from aiohttp import web
 
 from booking import db
 from booking.app_keys import BOOKING_METRICS
+from booking.errors import InvalidTransition, NothingNew, PaymentMismatch, RefundBeforePayment
 from booking.events import PaymentData, payment_data
 from booking.lifecycle import Plan, amount_paid, change, state_of
 from booking.metrics import BookingMetrics
 from booking.states import (
-    InvalidTransition,
     PaymentStatus,
     Transition,
     change_payment,
@@ -35,22 +35,6 @@ log = structlog.get_logger(__name__)
 
 # booking's queue of payments' events; the name is the original's ("booking's payment queue").
 QUEUE = QueueSpec("booking_payment_queue", ("payment.*",))
-
-
-class RefundBeforePayment(Exception):
-    """A refund arrived before the payment it refunds; retried until the payment is recorded."""
-
-
-class NothingNew(Exception):
-    """The event reports nothing the booking does not already know (a refund of no money)."""
-
-
-class PaymentMismatch(Exception):
-    """A payment.succeeded that is not the booking's total: it confirms nothing."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def mismatch(data: PaymentData, booking: asyncpg.Record) -> str | None:

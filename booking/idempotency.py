@@ -26,13 +26,8 @@ from typing import Any
 import asyncpg
 
 from booking import db
-from common.errors import Conflict
+from booking.errors import IdempotencyKeyInUse
 from common.http.idempotency import IdempotencyKeyReused
-
-
-class IdempotencyKeyInUse(Conflict):
-    code = "IDEMPOTENCY_KEY_IN_USE"
-    message = "A request with this Idempotency-Key is still being processed; retry shortly"
 
 
 @dataclass(frozen=True)

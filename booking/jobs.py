@@ -18,9 +18,10 @@ import structlog
 from aiohttp import web
 
 from booking import db
-from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
+from booking.catalog import CatalogClient
 from booking.changes import reassert
 from booking.config import Config
+from booking.errors import CatalogRefused, CatalogUnavailable
 from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.payments import PaymentsClient

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 
 from booking import db
+from booking.errors import BookingMoved, BookingNotFound
 from booking.events import booking_event
 from booking.states import (
     PaymentStatus,
@@ -23,16 +24,6 @@ from booking.states import (
 )
 from common.auth import Identity
 from common.bus import add_event
-from common.errors import NotFound
-
-
-class BookingNotFound(NotFound):
-    code, message = "BOOKING_NOT_FOUND", "No such booking"
-
-
-class BookingMoved(Exception):
-    """The row changed between the plan and the update; only possible when it was not locked."""
-
 
 Plan = Callable[[asyncpg.Record], Transition]
 

@@ -11,29 +11,12 @@ from typing import Any
 import aiohttp
 import structlog
 
+from booking.errors import PaymentInProgress, PaymentsUnanswered, PaymentsUnavailable
 from common.auth import SERVICE_HEADER
-from common.errors import Conflict, Unavailable
 from common.http.upstream import Upstream, UpstreamDown, upstream_breaker
 from common.resilience import CircuitBreaker
 
 log = structlog.get_logger(__name__)
-
-
-class PaymentInProgress(Conflict):
-    code = "PAYMENT_IN_PROGRESS"
-    message = ("A payment of this booking is being processed or has succeeded: the booking "
-               "cannot change now")
-
-
-class PaymentsUnavailable(Unavailable):
-    """Payments said it could not (Stripe away), or was not asked (its circuit is open)."""
-
-    message = ("Payments cannot be reached right now, so the booking was not changed; try "
-               "again shortly")
-
-
-class PaymentsUnanswered(PaymentsUnavailable):
-    """Asked, and no answer came (timeout, connection lost): the amount may have been set."""
 
 
 @dataclass(frozen=True)

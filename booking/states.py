@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from common.errors import Conflict
+from booking.errors import InvalidTransition
 
 
 class Status(StrEnum):
@@ -59,19 +59,6 @@ EMITS: dict[Status, str] = {
 
 # The cancellation reason of a pending booking the expiry job cancelled.
 EXPIRED_REASON = "expired"
-
-
-class InvalidTransition(Conflict):
-    code = "INVALID_TRANSITION"
-
-    def __init__(self, field: str, current: str, requested: str,
-                 allowed: tuple[str, ...], *, why: str | None = None) -> None:
-        names = [str(move) for move in allowed]
-        super().__init__(
-            f"{field} cannot go from {current} to {requested}{f': {why}' if why else ''}; "
-            f"allowed: {', '.join(names) or 'none'}",
-            details={"field": field, "current": str(current), "requested": str(requested),
-                     "allowed": names})
 
 
 @dataclass(frozen=True)
