@@ -14,9 +14,8 @@ import asyncpg
 import structlog
 
 from booking import db, idempotency
-from booking.catalog import CatalogClient, Hold
+from booking.clients import AuthClient, CatalogClient, Contact, Hold
 from booking.config import Config
-from booking.contacts import Contact, ContactBook
 from booking.errors import (
     BookingCancelled,
     BookingExpired,
@@ -69,9 +68,9 @@ class Page:
 
 
 class Bookings:
-    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, contacts: ContactBook,
+    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, auth: AuthClient,
                  metrics: BookingMetrics, config: Config) -> None:
-        self._pool, self._catalog, self._contacts = pool, catalog, contacts
+        self._pool, self._catalog, self._auth = pool, catalog, auth
         self._metrics, self._config = metrics, config
 
     # -- create ----------------------------------------------------------------------------
@@ -128,7 +127,7 @@ class Bookings:
     async def _contact(self, identity: Identity, body: BookingIn) -> Contact:
         if body.contact is not None:
             return Contact(body.contact.name, body.contact.email, body.contact.phone)
-        return await self._contacts.contact(identity)
+        return await self._auth.contact(identity)
 
     async def _hold(self, claimed: Claim, body: BookingIn) -> Hold:
         expires_at = datetime.now(UTC) + timedelta(seconds=self._config.hold_ttl)

@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from booking import db
-from booking.catalog import CatalogClient
+from booking.clients import CatalogClient, PaymentsClient
 from booking.config import Config
 from booking.errors import (
     BookingMoved,
@@ -30,7 +30,6 @@ from booking.errors import (
 )
 from booking.events import booking_updated_event
 from booking.metrics import BookingMetrics
-from booking.payments import PaymentsClient
 from booking.schemas import BookingPatch
 from booking.states import PaymentStatus, Status, has_departed
 from common.auth import Identity

@@ -18,13 +18,12 @@ import structlog
 from aiohttp import web
 
 from booking import db
-from booking.catalog import CatalogClient
 from booking.changes import reassert
+from booking.clients import CatalogClient, PaymentsClient
 from booking.config import Config
 from booking.errors import CatalogRefused, CatalogUnavailable
 from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
-from booking.payments import PaymentsClient
 from booking.states import EXPIRED_REASON, Status, change_status
 from common.periodic import periodic_ctx
 from common.wiring import CleanupContext
