@@ -66,11 +66,11 @@ class Plan:
     contact_email: str
     contact_phone: str | None
     special_requests: str | None
-    seats_added: int
+    participants_added: int
 
     @property
     def amount_changes(self) -> bool:
-        return self.seats_added != 0
+        return self.participants_added != 0
 
 
 def plan_change(booking: asyncpg.Record, identity: Identity, versions: frozenset[int],
@@ -103,7 +103,7 @@ def plan_change(booking: asyncpg.Record, identity: Identity, versions: frozenset
         contact_phone=booking["contact_phone"] if contact is None else contact.phone,
         special_requests=(patch.special_requests or None) if "special_requests" in fields
         else booking["special_requests"],
-        seats_added=participants - booking["participants"])
+        participants_added=participants - booking["participants"])
 
 
 def unchanged(booking: asyncpg.Record, plan: Plan) -> bool:
@@ -179,7 +179,7 @@ class Changes:
             raise
         if after is before:
             return after
-        if plan.seats_added < 0:
+        if plan.participants_added < 0:
             await asyncio.shield(self._give_back(after))
         self._metrics.changed.labels("admin" if identity.is_manager else "customer").inc()
         log.info("booking_updated", bookingId=str(booking_id), version=after["version"],
@@ -203,14 +203,14 @@ class Changes:
                 after = before
                 if not unchanged(before, plan):
                     after = await self._apply(conn, before, plan, outside)
-                if marked and plan.seats_added >= 0:
+                if marked and plan.participants_added >= 0:
                     await db.clear_change(conn, booking_id)
         return before, after, plan
 
     async def _apply(self, conn: asyncpg.Connection, before: asyncpg.Record, plan: Plan,
                      outside: _Outside) -> asyncpg.Record:
         try:
-            if plan.seats_added > 0:
+            if plan.participants_added > 0:
                 outside.seats = True
                 try:
                     await self._catalog.resize(before["id"], plan.participants)

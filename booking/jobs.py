@@ -1,11 +1,6 @@
 """Background jobs: settle changes that did not end, expire unpaid pending bookings, complete
-departed ones, release holds that no booking came of, forget old Idempotency-Keys.
-
-Any number of booking processes may run them at once: each batch is taken with
-`FOR UPDATE SKIP LOCKED`, so a booking is handled by one runner, and each change goes through the
-state machine with its event in the same transaction. Each pass is also callable on its own, which
-is how tests (and operators) trigger one deterministically.
-"""
+departed ones, release holds no booking came of, forget old keys; any number of processes may run
+them (`FOR UPDATE SKIP LOCKED`), and each pass is a method tests and operators can call."""
 
 from __future__ import annotations
 

@@ -44,6 +44,19 @@ def amount_paid(booking: asyncpg.Record) -> int:
     return paid
 
 
+def payment_mismatch(booking: asyncpg.Record, amount: int | None,
+                     currency: str | None) -> str | None:
+    """Why a payment of `amount` in `currency` cannot pay for the booking as it stands (its total
+    changes while it is pending): `unverifiable`, `currency` or `amount`; None when it can."""
+    if amount is None or currency is None:
+        return "unverifiable"
+    if currency.upper() != booking["currency"]:
+        return "currency"
+    if amount != booking["total_amount"]:
+        return "amount"
+    return None
+
+
 def utc_today() -> date:
     """The date departures are counted by, here as at catalog."""
     return datetime.now(UTC).date()

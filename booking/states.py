@@ -1,10 +1,6 @@
-"""The one booking state machine: which status and payment-status moves exist, what a move stamps,
-which event it emits, and which moves a traveller may make on their own booking. Pure rules;
-`lifecycle` applies them to rows.
-
-Requests (cancel, admin changes), payment events and the jobs all plan their changes here, so a
-rule changes in one place and the API shows the same `allowedTransitions` the code enforces.
-"""
+"""The one booking state machine: the status and payment-status moves, what a move stamps, which
+event it emits, which moves a traveller may make. Pure rules, planned here by requests, payment
+events and jobs alike; `lifecycle` applies them to rows."""
 
 from __future__ import annotations
 
