@@ -136,7 +136,7 @@ class Consumer:
         if "redis" in guards and redis is None:
             raise ValueError(f"{self.name}: idempotent='redis' handlers need a Redis client")
         # The broker gone just now: the subscription declares the queue once it is back.
-        with contextlib.suppress(BrokerUnavailableError):
+        with contextlib.suppress(BrokerUnavailableError, *AMQP_ERRORS):
             await bus.declare(self.queue)
         self._pool = pool
         if redis is not None:
