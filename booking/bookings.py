@@ -14,11 +14,19 @@ import asyncpg
 import structlog
 
 from booking import db, idempotency
-from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable, Hold
+from booking.clients import AuthClient, CatalogClient, Contact, Hold
 from booking.config import Config
-from booking.contacts import Contact, ContactBook
+from booking.errors import (
+    BookingCancelled,
+    BookingExpired,
+    BookingNotFound,
+    CatalogRefused,
+    CatalogUnavailable,
+    HoldExpired,
+    RequestAbandoned,
+)
 from booking.idempotency import Claim, Replay
-from booking.lifecycle import BookingNotFound, Plan, amount_paid, change, state_of, utc_today
+from booking.lifecycle import Plan, amount_paid, change, state_of, utc_today
 from booking.metrics import BookingMetrics
 from booking.schemas import BookingIn, ListQuery, booking_out
 from booking.states import (
@@ -31,7 +39,7 @@ from booking.states import (
     change_status,
 )
 from common.auth import Identity
-from common.errors import Conflict, Unavailable, ValidationFailed
+from common.errors import ValidationFailed
 from common.http.idempotency import request_hash
 
 log = structlog.get_logger(__name__)
@@ -42,25 +50,6 @@ ADMIN_CANCEL_REASON = "cancelled by an administrator"
 
 def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(details=[{"field": field, "message": message}])
-
-
-class BookingExpired(Conflict):
-    code = "BOOKING_EXPIRED"
-
-
-class BookingCancelled(Conflict):
-    code = "BOOKING_CANCELLED"
-
-
-class HoldExpired(Conflict):
-    code = "HOLD_EXPIRED"
-    message = ("The seats this request held expired before it could be completed, and were "
-               "given back; send it again to book")
-
-
-class RequestAbandoned(Unavailable):
-    message = ("This booking request took too long and its seats were given back; "
-               "please try again")
 
 
 @dataclass(frozen=True)
@@ -79,9 +68,9 @@ class Page:
 
 
 class Bookings:
-    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, contacts: ContactBook,
+    def __init__(self, pool: asyncpg.Pool, catalog: CatalogClient, auth: AuthClient,
                  metrics: BookingMetrics, config: Config) -> None:
-        self._pool, self._catalog, self._contacts = pool, catalog, contacts
+        self._pool, self._catalog, self._auth = pool, catalog, auth
         self._metrics, self._config = metrics, config
 
     # -- create ----------------------------------------------------------------------------
@@ -138,7 +127,7 @@ class Bookings:
     async def _contact(self, identity: Identity, body: BookingIn) -> Contact:
         if body.contact is not None:
             return Contact(body.contact.name, body.contact.email, body.contact.phone)
-        return await self._contacts.contact(identity)
+        return await self._auth.contact(identity)
 
     async def _hold(self, claimed: Claim, body: BookingIn) -> Hold:
         expires_at = datetime.now(UTC) + timedelta(seconds=self._config.hold_ttl)

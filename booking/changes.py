@@ -14,47 +14,32 @@ import asyncpg
 import structlog
 
 from booking import db
-from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
+from booking.clients import CatalogClient, PaymentsClient
 from booking.config import Config
-from booking.events import booking_updated_event
-from booking.lifecycle import BookingMoved, BookingNotFound
-from booking.metrics import BookingMetrics
-from booking.payments import (
+from booking.errors import (
+    BookingMoved,
+    BookingNotChangeable,
+    BookingNotFound,
+    CatalogRefused,
+    CatalogUnavailable,
     PaymentInProgress,
-    PaymentsClient,
     PaymentsUnanswered,
     PaymentsUnavailable,
+    PreconditionFailed,
+    PreconditionRequired,
 )
+from booking.events import booking_updated_event
+from booking.metrics import BookingMetrics
 from booking.schemas import BookingPatch
 from booking.states import PaymentStatus, Status, has_departed
 from common.auth import Identity
 from common.bus import add_event
-from common.errors import AppError, Conflict
 
 log = structlog.get_logger(__name__)
 
 _ENTITY_TAG = re.compile(r'"([0-9]{1,9})"')
 # Catalog has nothing to agree with any more: the booking's hold was given back.
 _HOLD_GONE = frozenset({"HOLD_RELEASED", "HOLD_NOT_FOUND"})
-
-
-class PreconditionRequired(AppError):
-    status, code = 428, "PRECONDITION_REQUIRED"
-    message = ("Send If-Match with the booking's ETag (the version you read), so that a change "
-               "made meanwhile is not overwritten")
-
-
-class PreconditionFailed(AppError):
-    status, code = 412, "PRECONDITION_FAILED"
-
-    def __init__(self, version: int) -> None:
-        super().__init__("The booking changed since you read it; read it again and re-apply "
-                         "your change", details={"version": version},
-                         headers={"ETag": etag(version)})
-
-
-class BookingNotChangeable(Conflict):
-    code = "BOOKING_NOT_CHANGEABLE"
 
 
 def etag(version: int) -> str:
@@ -81,11 +66,11 @@ class Plan:
     contact_email: str
     contact_phone: str | None
     special_requests: str | None
-    seats_added: int
+    participants_added: int
 
     @property
     def amount_changes(self) -> bool:
-        return self.seats_added != 0
+        return self.participants_added != 0
 
 
 def plan_change(booking: asyncpg.Record, identity: Identity, versions: frozenset[int],
@@ -94,7 +79,7 @@ def plan_change(booking: asyncpg.Record, identity: Identity, versions: frozenset
     if not identity.may_access(booking["user_id"]):
         raise BookingNotFound()
     if booking["version"] not in versions:
-        raise PreconditionFailed(booking["version"])
+        raise PreconditionFailed(booking["version"], etag(booking["version"]))
     status = booking["status"]
     if status != Status.PENDING:
         raise BookingNotChangeable(
@@ -118,7 +103,7 @@ def plan_change(booking: asyncpg.Record, identity: Identity, versions: frozenset
         contact_phone=booking["contact_phone"] if contact is None else contact.phone,
         special_requests=(patch.special_requests or None) if "special_requests" in fields
         else booking["special_requests"],
-        seats_added=participants - booking["participants"])
+        participants_added=participants - booking["participants"])
 
 
 def unchanged(booking: asyncpg.Record, plan: Plan) -> bool:
@@ -194,7 +179,7 @@ class Changes:
             raise
         if after is before:
             return after
-        if plan.seats_added < 0:
+        if plan.participants_added < 0:
             await asyncio.shield(self._give_back(after))
         self._metrics.changed.labels("admin" if identity.is_manager else "customer").inc()
         log.info("booking_updated", bookingId=str(booking_id), version=after["version"],
@@ -218,14 +203,14 @@ class Changes:
                 after = before
                 if not unchanged(before, plan):
                     after = await self._apply(conn, before, plan, outside)
-                if marked and plan.seats_added >= 0:
+                if marked and plan.participants_added >= 0:
                     await db.clear_change(conn, booking_id)
         return before, after, plan
 
     async def _apply(self, conn: asyncpg.Connection, before: asyncpg.Record, plan: Plan,
                      outside: _Outside) -> asyncpg.Record:
         try:
-            if plan.seats_added > 0:
+            if plan.participants_added > 0:
                 outside.seats = True
                 try:
                     await self._catalog.resize(before["id"], plan.participants)

@@ -41,8 +41,9 @@ class Config(BaseConfig):
     jobs_batch_size: int = Field(100, ge=1, le=10_000, description=(
         "Bookings one job transaction takes at most"))
     breaker_reset_timeout: float = Field(15.0, gt=0, description=(
-        "Seconds the catalog and payments circuits stay open (answering 503 at once) before "
-        "one probe call decides"))
+        "Seconds the catalog, payments and auth circuits stay open (catalog and payments "
+        "answering 503 at once, the contact lookup taking the token's email) before one probe "
+        "call decides"))
 
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> Self:

@@ -1,16 +1,13 @@
-"""The events booking publishes (`booking.confirmed`, `booking.cancelled`, `booking.completed`,
-`booking.updated`) and the data of the `payment.*` events it consumes (handled in
-`payment_events`)."""
+"""The events booking publishes: `booking.confirmed`, `booking.cancelled`, `booking.completed` (a
+status change) and `booking.updated` (a pending booking changed); their data is the contract its
+consumers read (docs/booking.md, "Events")."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from common.bus import Event
 from common.bus.envelope import utc_timestamp
@@ -66,29 +63,3 @@ def _updated_data(booking: asyncpg.Record) -> dict[str, Any]:
 
 def _timestamp(moment: datetime | None) -> str | None:
     return None if moment is None else utc_timestamp(moment)
-
-
-class PaymentData(BaseModel):
-    """The `data` of a `payment.*` event. Only `bookingId` is required of every event; the
-    handler of each routing key checks what it needs. Unknown fields are ignored: payments may
-    add fields without breaking booking."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    booking_id: uuid.UUID
-    payment_id: str | None = None
-    payment_intent_id: str | None = None
-    user_id: str | None = None
-    amount: int | None = Field(None, ge=0)
-    currency: str | None = None
-    refunded_amount: int | None = Field(None, ge=0)
-    failure_message: str | None = None
-
-
-def payment_data(event: Event) -> PaymentData:
-    """Raises ValueError (a pydantic.ValidationError too) when the data is not what the event
-    type needs: a refund must say how much was refunded."""
-    data = PaymentData.model_validate(event.data)
-    if event.event_type == "payment.refunded" and data.refunded_amount is None:
-        raise ValueError("payment.refunded without refundedAmount")
-    return data

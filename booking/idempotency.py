@@ -1,20 +1,6 @@
-"""`Idempotency-Key` on `POST /api/bookings`: claims, replays and takeovers (DESIGN §2).
-
-A request claims its key (per user) in its own committed row before catalog is called, and the
-row fixes the booking id. Then:
-
-- the same key and body, once answered, replays the stored status and body;
-- the same key with another body is 422 IDEMPOTENCY_KEY_REUSED;
-- the same key while the first request runs (its lease is live) is 409 IDEMPOTENCY_KEY_IN_USE;
-- the same key after the first request died (its lease ran out unanswered) takes the request over
-  with the same booking id, so catalog returns the hold it already made instead of a second one;
-- a request refused with a 4xx drops its row: the client may fix the cause and retry the key.
-
-Requests without a key get a row too (without the key), so that a hold made by a request that
-then crashed is known and released by the abandoned-hold job. A request stores its booking only
-while its row stands and the job has not taken it (`db.lock_request`): a hold the job gave back
-never becomes a booking.
-"""
+"""`Idempotency-Key` on `POST /api/bookings`: a request claims its key (and its booking id) in a
+committed row before catalog is called; a replay, a reuse with another body, a key in use and a
+takeover of a dead request follow from that row (docs/booking.md, "Idempotency keys")."""
 
 from __future__ import annotations
 
@@ -26,13 +12,8 @@ from typing import Any
 import asyncpg
 
 from booking import db
-from common.errors import Conflict
+from booking.errors import IdempotencyKeyInUse
 from common.http.idempotency import IdempotencyKeyReused
-
-
-class IdempotencyKeyInUse(Conflict):
-    code = "IDEMPOTENCY_KEY_IN_USE"
-    message = "A request with this Idempotency-Key is still being processed; retry shortly"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,6 @@
 """Background jobs: settle changes that did not end, expire unpaid pending bookings, complete
-departed ones, release holds that no booking came of, forget old Idempotency-Keys.
-
-Any number of booking processes may run them at once: each batch is taken with
-`FOR UPDATE SKIP LOCKED`, so a booking is handled by one runner, and each change goes through the
-state machine with its event in the same transaction. Each pass is also callable on its own, which
-is how tests (and operators) trigger one deterministically.
-"""
+departed ones, release holds no booking came of, forget old keys; any number of processes may run
+them (`FOR UPDATE SKIP LOCKED`), and each pass is a method tests and operators can call."""
 
 from __future__ import annotations
 
@@ -18,14 +13,15 @@ import structlog
 from aiohttp import web
 
 from booking import db
-from booking.catalog import CatalogClient, CatalogRefused, CatalogUnavailable
 from booking.changes import reassert
+from booking.clients import CatalogClient, PaymentsClient
 from booking.config import Config
+from booking.errors import CatalogRefused, CatalogUnavailable
 from booking.lifecycle import apply, state_of, utc_today
 from booking.metrics import BookingMetrics
-from booking.payments import PaymentsClient
 from booking.states import EXPIRED_REASON, Status, change_status
-from common.periodic import CleanupContext, periodic_ctx
+from common.periodic import periodic_ctx
+from common.wiring import CleanupContext
 
 log = structlog.get_logger(__name__)
 

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 
 from booking import db
+from booking.errors import BookingMoved, BookingNotFound
 from booking.events import booking_event
 from booking.states import (
     PaymentStatus,
@@ -23,16 +24,6 @@ from booking.states import (
 )
 from common.auth import Identity
 from common.bus import add_event
-from common.errors import NotFound
-
-
-class BookingNotFound(NotFound):
-    code, message = "BOOKING_NOT_FOUND", "No such booking"
-
-
-class BookingMoved(Exception):
-    """The row changed between the plan and the update; only possible when it was not locked."""
-
 
 Plan = Callable[[asyncpg.Record], Transition]
 
@@ -51,6 +42,19 @@ def amount_paid(booking: asyncpg.Record) -> int:
     """What the booking was paid, in minor units (recorded when it became paid; 0 before)."""
     paid: int = booking["paid_amount"] if booking["paid_amount"] is not None else 0
     return paid
+
+
+def payment_mismatch(booking: asyncpg.Record, amount: int | None,
+                     currency: str | None) -> str | None:
+    """Why a payment of `amount` in `currency` cannot pay for the booking as it stands (its total
+    changes while it is pending): `unverifiable`, `currency` or `amount`; None when it can."""
+    if amount is None or currency is None:
+        return "unverifiable"
+    if currency.upper() != booking["currency"]:
+        return "currency"
+    if amount != booking["total_amount"]:
+        return "amount"
+    return None
 
 
 def utc_today() -> date:

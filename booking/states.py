@@ -1,10 +1,6 @@
-"""The one booking state machine: which status and payment-status moves exist, what a move stamps,
-which event it emits, and which moves a traveller may make on their own booking. Pure rules;
-`lifecycle` applies them to rows.
-
-Requests (cancel, admin changes), payment events and the jobs all plan their changes here, so a
-rule changes in one place and the API shows the same `allowedTransitions` the code enforces.
-"""
+"""The one booking state machine: the status and payment-status moves, what a move stamps, which
+event it emits, which moves a traveller may make. Pure rules, planned here by requests, payment
+events and jobs alike; `lifecycle` applies them to rows."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from common.errors import Conflict
+from booking.errors import InvalidTransition
 
 
 class Status(StrEnum):
@@ -59,19 +55,6 @@ EMITS: dict[Status, str] = {
 
 # The cancellation reason of a pending booking the expiry job cancelled.
 EXPIRED_REASON = "expired"
-
-
-class InvalidTransition(Conflict):
-    code = "INVALID_TRANSITION"
-
-    def __init__(self, field: str, current: str, requested: str,
-                 allowed: tuple[str, ...], *, why: str | None = None) -> None:
-        names = [str(move) for move in allowed]
-        super().__init__(
-            f"{field} cannot go from {current} to {requested}{f': {why}' if why else ''}; "
-            f"allowed: {', '.join(names) or 'none'}",
-            details={"field": field, "current": str(current), "requested": str(requested),
-                     "allowed": names})
 
 
 @dataclass(frozen=True)

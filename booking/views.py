@@ -8,7 +8,7 @@ from aiohttp import web
 
 from booking.app_keys import BOOKINGS, CHANGES
 from booking.changes import etag, if_match
-from booking.lifecycle import BookingNotFound
+from booking.errors import BookingNotFound
 from booking.schemas import (
     BookingIn,
     BookingListOut,

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from common.errors import AppError, Unavailable
+from common.http.health import add_check
+from common.wiring import CleanupContext
 
 log = structlog.get_logger(__name__)
 
@@ -140,13 +142,15 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
     return pool
 
 
-def pool_ctx(dsn: str, *, max_size: int = 10,
-             close_timeout: float = 10.0) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that opens the pool on start-up and closes it on shutdown."""
+def pool_ctx(dsn: str, *, max_size: int = 10, close_timeout: float = 10.0,
+             critical: bool = True) -> CleanupContext:
+    """Open the pool on start-up (under `POOL`), report it as `database` in `/health` (deciding
+    readiness unless `critical=False`), and close it on shutdown."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, max_size=max_size)
         app[POOL] = pool
+        add_check(app, "database", lambda: ping(pool), critical=critical)
         yield
         try:
             # Waits for connections still in use; a stuck query must not hang the shutdown.

@@ -1,8 +1,6 @@
-"""Background work that runs every so often beside a service (booking's expiry and completion
-jobs, payments' reconciliation): one task per process, started and stopped with the app.
-
-A pass that fails is logged and the next one tries again; passes of one run share a correlation id,
-as the handling of one request does, so the events they write can be traced back to the pass."""
+"""Background work beside a service (booking's jobs, payments' reconciliation): one task per
+process, started and stopped with the app; a failed pass is logged and the next one tries again,
+and the passes of one run share a correlation id, so the events they write trace back to it."""
 
 from __future__ import annotations
 
@@ -14,9 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 import structlog
 from aiohttp import web
 
+from common.wiring import CleanupContext
+
+# CleanupContext too: the gateway's periodic work imports it from here.
+__all__ = ["CleanupContext", "Pass", "periodic_ctx"]
+
 log = structlog.get_logger(__name__)
 
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 Pass = Callable[[], Awaitable[Mapping[str, int]]]
 
 

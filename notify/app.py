@@ -1,8 +1,6 @@
-"""Builds the notify app: `create_app(config)` does no I/O; resources open in cleanup contexts.
-
-Shutdown runs the contexts in reverse: the consumer drains (messages being sent finish and are
-acked), then the upstream sessions, Redis, the bus and the pool close.
-"""
+"""Builds the notify app: `create_app(config)` does no I/O; resources open in cleanup contexts
+and close in reverse (the consumer drains, then the upstream sessions, Redis, the bus, the pool).
+Only the database decides readiness; without the broker, Redis or SMTP, events wait or retry."""
 
 from __future__ import annotations
 
@@ -13,11 +11,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from common import db
-from common.bus import bus_ctx, consumer_ctx, health_checks
+from common.bus import bus_ctx, consumer_ctx
 from common.http import service_app, verifier_ctx
-from common.http.health import HEALTH
+from common.http.health import add_check
 from common.http.metrics import METRICS
-from common.periodic import CleanupContext
+from common.wiring import CleanupContext
 from notify.app_keys import (
     AUTH_API,
     BOOKING_API,
@@ -29,11 +27,12 @@ from notify.app_keys import (
     REDIS,
 )
 from notify.config import Config
+from notify.consumers import QUEUE, build_consumer
 from notify.deliveries import Deliveries
 from notify.mail import Mailer
 from notify.metrics import NotifyMetrics
 from notify.notices import Notices
-from notify.notifier import Notifier, build_consumer
+from notify.notifier import Notifier
 from notify.recipients import Accounts, Bookings
 from notify.records import Records
 from notify.rendering import Templates
@@ -53,10 +52,8 @@ def create_app(config: Config) -> web.Application:
         bus_ctx(config.amqp_url, name="notify", registry=app[METRICS].registry),
         _redis_ctx(config),
         _notify_ctx(config),
-        _consumer_ctx(config),
-        _health_ctx(),
+        consumer_ctx(build_consumer, redis=REDIS, redis_prefix=config.redis_prefix),
     ])
-    app[HEALTH].add("database", lambda: db.ping(app[db.POOL]))
     setup_routes(app)
     return app
 
@@ -66,6 +63,7 @@ def _redis_ctx(config: Config) -> CleanupContext:
         client = aioredis.from_url(config.redis_url, socket_timeout=5,
                                    socket_connect_timeout=5)
         app[REDIS] = client
+        add_check(app, "redis", lambda: _ping(client), critical=False)
         yield
         await client.aclose()
 
@@ -94,7 +92,10 @@ def _notify_ctx(config: Config) -> CleanupContext:
                               sms_enabled=sms is not None)
             deliveries = Deliveries(app[db.POOL], templates, mailer, sms, app[NOTIFY_METRICS])
             app[AUTH_API], app[BOOKING_API], app[MAILER] = auth_api, booking_api, mailer
-            app[NOTIFIER] = Notifier(notices, deliveries)
+            add_check(app, "smtp", mailer.ping, critical=False)
+            add_check(app, "auth", auth_api.check, critical=False)
+            add_check(app, "booking", booking_api.check, critical=False)
+            app[NOTIFIER] = Notifier(notices, deliveries, max_attempts=QUEUE.max_attempts)
             app[RECORDS] = Records(app[db.POOL])
             yield
 
@@ -107,38 +108,6 @@ def _sms_sender(config: Config, session: aiohttp.ClientSession) -> SmsSender | N
                        auth_token=config.sms_auth_token, sender=config.sms_from,
                        timeout=config.sms_timeout)
     return LogSms() if config.sms_provider == "log" else None
-
-
-def _consumer_ctx(config: Config) -> CleanupContext:
-    """`notification_queue`, once the objects its handlers use exist."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consumer = build_consumer(app[NOTIFIER], concurrency=config.concurrency,
-                                  handler_timeout=config.handler_timeout)
-        consuming = consumer_ctx(consumer, redis=REDIS, redis_prefix=config.redis_prefix)(app)
-        await anext(consuming)
-        yield
-        await anext(consuming, None)
-
-    return ctx
-
-
-def _health_ctx() -> CleanupContext:
-    """The bus's checks, Redis, the SMTP server and the upstream circuits. Only the database
-    decides readiness (the API reads it); without the broker, Redis or SMTP, events wait in
-    the queue or are retried, and /health says which."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        health = app[HEALTH]
-        for name, check in health_checks(app).items():
-            health.add(name, check, critical=False)
-        health.add("redis", lambda: _ping(app[REDIS]), critical=False)
-        health.add("smtp", app[MAILER].ping, critical=False)
-        health.add("auth", app[AUTH_API].check, critical=False)
-        health.add("booking", app[BOOKING_API].check, critical=False)
-        yield
-
-    return ctx
 
 
 async def _ping(client: aioredis.Redis) -> None:

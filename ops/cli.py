@@ -143,6 +143,8 @@ async def _provision(configs: dict[Service, BaseConfig], *, seed: bool) -> list[
         provision.ensure_keys(auth, say)
     for service, config in configs.items():
         await provision.migrate_service(service, config, say)
+    for service, config in configs.items():
+        await provision.declare_queue(service, config, say)
     if seed:
         for service, config in configs.items():
             await provision.seed_service(service, config, say)
@@ -187,11 +189,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     configs = load_configs(services.pick(services.selected(), args.services))
-    _postgres_up(configs)
+    _servers_up(configs, broker=any(services.queue(service) for service in configs))
 
     async def migrate_all() -> None:
         for service, config in configs.items():
             await provision.migrate_service(service, config, say)
+        for service, config in configs.items():
+            await provision.declare_queue(service, config, say)
 
     asyncio.run(migrate_all())
     return 0
@@ -199,7 +203,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_seed(args: argparse.Namespace) -> int:
     configs = load_configs(services.pick(services.selected(), args.services))
-    _postgres_up(configs)
+    _servers_up(configs)
 
     async def seed_all() -> None:
         for service, config in configs.items():
@@ -213,7 +217,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_create_admin(args: argparse.Namespace) -> int:
     credentials = provision.admin_credentials(args.email, args.password)
     configs = load_configs(services.pick(services.selected(), ["auth"]))
-    _postgres_up(configs)
+    _servers_up(configs)
     auth, config = next(iter(configs.items()))
 
     async def create() -> None:
@@ -241,8 +245,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _postgres_up(configs: dict[Service, BaseConfig]) -> None:
-    wanted = [s for s in infra_servers(configs) if s.kind == "postgres"]
+def _servers_up(configs: dict[Service, BaseConfig], *, broker: bool = False) -> None:
+    """PostgreSQL reachable (and RabbitMQ, with `broker`), started if need be."""
+    kinds = {"postgres", "rabbitmq"} if broker else {"postgres"}
+    wanted = [s for s in infra_servers(configs) if s.kind in kinds]
     asyncio.run(servers.ensure(wanted, say))
 
 
@@ -305,7 +311,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="what is reachable and what is running (starts nothing)"
                    ).set_defaults(run=cmd_status)
 
-    migrate = sub.add_parser("migrate", help="create the databases and apply migrations")
+    migrate = sub.add_parser("migrate", help="create the databases, apply migrations and declare "
+                                         "the services' queues")
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help="default: all")
     migrate.set_defaults(run=cmd_migrate)
 

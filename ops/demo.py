@@ -307,7 +307,9 @@ def show_notifications(journey: Journey, booking: dict[str, Any], email: str,
             journey.say(f"   notify answered {sent.status}: is it running?")
             return
         items = sent.body.get("items", [])
-        if any(i.get("status") == "sent" for i in items) or time.monotonic() > deadline:
+        # The confirmation's e-mail is the one to show; the payment's may be out before it.
+        if any(i.get("template") == "booking_confirmed" and i.get("status") in ("sent", "skipped")
+               for i in items) or time.monotonic() > deadline:
             break
         time.sleep(0.5)  # a person refreshing the page
     for item in items:

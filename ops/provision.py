@@ -1,15 +1,20 @@
-"""What `up` does before it starts anything: keys, databases, migrations, demo data, admin."""
+"""What `up` does before it starts anything: keys, databases, migrations, queues, demo data,
+admin."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiormq
 import asyncpg
 
+from common.bus import BroadcastQueue, QueueSpec, TopologyMismatch
+from common.bus.topology import declare_topology
 from common.config import BaseConfig
 from common.db import MigrationError, migrate
 from ops import infra, paths, services
@@ -53,6 +58,31 @@ async def migrate_service(service: Service, config: BaseConfig, say: Say) -> Non
         raise OpsError(f"{service.name}: cannot migrate {database}: {exc}") from None
     say(f"{service.name}: database {database} {'created' if created else 'exists'}; "
         + (f"applied {', '.join(m.name for m in applied)}" if applied else "schema up to date"))
+
+
+async def declare_queue(service: Service, config: BaseConfig, say: Say) -> None:
+    """The service's queue, declared as its consumer declares it, so that the events published
+    before the service first starts wait there for it."""
+    queue = services.queue(service)
+    if queue is None:
+        return
+    try:
+        async with asyncio.timeout(10):
+            connection = await aiormq.connect(config.amqp_url)
+            try:
+                await declare_topology(await connection.channel(), [queue])
+            finally:
+                await connection.close()
+    except (OSError, TimeoutError, aiormq.AMQPError, TopologyMismatch) as exc:
+        raise OpsError(f"{service.name}: cannot declare its queue: {exc}") from None
+    say(f"{service.name}: {_queue_line(queue)}")
+
+
+def _queue_line(queue: QueueSpec | BroadcastQueue) -> str:
+    if isinstance(queue, BroadcastQueue):
+        return (f"one queue {queue.base}.<instance> per process; their dead letters in "
+                f"{queue.dlq}")
+    return f"queue {queue.name} ({', '.join(queue.bindings)}); dead letters in {queue.dlq}"
 
 
 async def seed_service(service: Service, config: BaseConfig, say: Say) -> None:

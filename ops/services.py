@@ -1,8 +1,9 @@
 """The registry of tourbook services: which packages `up` runs, in which order.
 
 A service is a package `<name>` run as `python -m <name>`, with `<name>.config.Config` (built by
-`common.config.load_config`), optionally `<name>.db.MIGRATIONS` and `<name>.seed.seed(config)`.
-Adding a service is one `Service(...)` line below; packages not in this checkout yet are skipped.
+`common.config.load_config`), optionally `<name>.db.MIGRATIONS`, `<name>.seed.seed(config)` and
+`<name>.consumers.QUEUE` (the queue it consumes). Adding a service is one `Service(...)` line
+below; packages not in this checkout yet are skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common.bus import BroadcastQueue, QueueSpec
 from common.config import BaseConfig, ConfigError, load_config
 from common.db import MigrationSource
 from ops.errors import OpsError
@@ -24,9 +26,9 @@ class Service:
     name: str
     """The package, run as `python -m <name>`."""
     port: int
-    """Its port by default (DESIGN §1); the running value comes from its Config."""
+    """Its port by default; the running value comes from its Config."""
     database: str | None = None
-    """Its own database by default (DESIGN §1), created by compose.yml's init script."""
+    """Its own database by default, created by compose.yml's init script."""
 
 
 # Start order: the gateway last, so that it finds the others up (web reaches the API through it,
@@ -102,6 +104,14 @@ def migrations(service: Service) -> list[MigrationSource]:
     sources: list[MigrationSource] = getattr(
         importlib.import_module(f"{service.name}.db"), "MIGRATIONS", [])
     return sources
+
+
+def queue(service: Service) -> QueueSpec | BroadcastQueue | None:
+    """The queue the service's consumers declare, or None when it consumes no events."""
+    if importlib.util.find_spec(f"{service.name}.consumers") is None:
+        return None
+    declared = getattr(importlib.import_module(f"{service.name}.consumers"), "QUEUE", None)
+    return declared if isinstance(declared, QueueSpec | BroadcastQueue) else None
 
 
 def seeder(service: Service) -> Callable[[Any], Awaitable[None]] | None:

@@ -1,8 +1,6 @@
-"""Builds the payments app: `create_app(config)` does no I/O; resources open in cleanup contexts.
-
-Shutdown runs the contexts in reverse: reconciliation stops, then the consumer drains, then the
-upstream sessions close, then the relay finishes its batch, then the bus and the pool close.
-"""
+"""Builds the payments app: `create_app(config)` does no I/O; resources open in cleanup contexts
+and close in reverse (reconciliation, the consumer, the upstream sessions, the relay, the bus, the
+pool). Only the database decides readiness: Stripe, booking and the broker only degrade /health."""
 
 from __future__ import annotations
 
@@ -14,12 +12,12 @@ import stripe
 from aiohttp import web
 
 from common import db
-from common.bus import bus_ctx, consumer_ctx, health_checks, relay_ctx
+from common.bus import bus_ctx, consumer_ctx, relay_ctx
 from common.http import service_app, verifier_ctx
-from common.http.health import HEALTH
+from common.http.health import add_check
 from common.http.metrics import METRICS
 from common.http.upstream import upstream_breaker
-from common.periodic import CleanupContext
+from common.wiring import CleanupContext
 from payments.amounts import Amounts
 from payments.anomalies import Anomalies
 from payments.app_keys import (
@@ -37,9 +35,10 @@ from payments.app_keys import (
     WEBHOOKS,
 )
 from payments.bookings import BookingClient
-from payments.cancellations import Cancellations, build_consumer
+from payments.cancellations import Cancellations
 from payments.checkout import Checkout
 from payments.config import Config
+from payments.consumers import build_consumer
 from payments.metrics import PaymentMetrics
 from payments.reconciliation import Reconciler, jobs_ctx
 from payments.records import Records
@@ -61,11 +60,9 @@ def create_app(config: Config) -> web.Application:
         bus_ctx(config.amqp_url, name="payments", registry=app[METRICS].registry),
         relay_ctx(),
         _payments_ctx(config),
-        _consumer_ctx(),
-        _health_ctx(),
+        consumer_ctx(build_consumer),
         jobs_ctx(config, RECONCILER),
     ])
-    app[HEALTH].add("database", lambda: db.ping(app[db.POOL]))
     setup_routes(app)
     return app
 
@@ -98,6 +95,8 @@ def _payments_ctx(config: Config) -> CleanupContext:
             booking = BookingClient(to_booking, config.booking_url, upstream_breaker(
                 "booking", config.booking_timeout, config.breaker_reset_timeout))
             app[STRIPE], app[BOOKING], app[REFUNDS] = stripe_api, booking, refunds
+            add_check(app, "booking", booking.check, critical=False)
+            add_check(app, "stripe", stripe_api.ping, critical=False)
             app[CANCELLATIONS], app[RECORDS] = cancellations, Records(pool)
             app[CHECKOUT] = Checkout(pool, booking, stripe_api, settlement, cancellations,
                                      metrics=metrics, config=config)
@@ -107,34 +106,6 @@ def _payments_ctx(config: Config) -> CleanupContext:
             app[ANOMALIES] = Anomalies(pool, metrics)
             app[AMOUNTS] = Amounts(pool, stripe_api, settlement)
             yield
-
-    return ctx
-
-
-def _consumer_ctx() -> CleanupContext:
-    """`booking.cancelled`, once the objects its handler uses exist."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        consuming = consumer_ctx(build_consumer(app[CANCELLATIONS]))(app)
-        await anext(consuming)
-        yield
-        await anext(consuming, None)
-
-    return ctx
-
-
-def _health_ctx() -> CleanupContext:
-    """The bus's checks, booking's circuit and Stripe. Only the database decides readiness:
-    without Stripe, payments still records webhooks' retries and serves reads; without the
-    broker, events wait in the outbox."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        health = app[HEALTH]
-        for name, check in health_checks(app).items():
-            health.add(name, check, critical=False)
-        health.add("booking", app[BOOKING].check, critical=False)
-        health.add("stripe", app[STRIPE].ping, critical=False)
-        yield
 
     return ctx
 

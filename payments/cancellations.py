@@ -25,9 +25,8 @@ import uuid
 import asyncpg
 import structlog
 
-from common.bus import PAYMENT_BOOKING_QUEUE, Consumer, Event, HandlerContext
 from payments import db
-from payments.events import CancelledBooking, cancelled_booking
+from payments.events import CancelledBooking
 from payments.refunds import Refunds
 from payments.settlement import Settlement
 from payments.states import OPEN, REFUNDABLE, PaymentStatus
@@ -149,19 +148,3 @@ class Cancellations:
             # same key would only be refused again.
             return True
         return refunded is None or refunded.refund["status"] != "requested"
-
-
-def booking_key(event: Event) -> str:
-    """Orders the events of one booking. It parses the data, so an event without a valid
-    bookingId goes to the dead-letter queue at once (`bad-key`) instead of being retried."""
-    return str(cancelled_booking(event).booking_id)
-
-
-def build_consumer(cancellations: Cancellations) -> Consumer:
-    consumer = Consumer(PAYMENT_BOOKING_QUEUE, name="payments")
-
-    @consumer.handler("booking.cancelled", key=booking_key)
-    async def booking_cancelled(event: Event, ctx: HandlerContext) -> None:
-        await cancellations.record(cancelled_booking(event))
-
-    return consumer

@@ -22,7 +22,8 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from common.periodic import CleanupContext, periodic_ctx
+from common.periodic import periodic_ctx
+from common.wiring import CleanupContext
 from payments import anomalies, db
 from payments.cancellations import Cancellations
 from payments.config import Config

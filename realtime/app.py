@@ -1,32 +1,30 @@
 """Builds the realtime app: `create_app(config)` does no I/O; resources open in cleanup contexts.
 
 Shutdown: the listener closes, then (on_shutdown) the consumer drains and every client is closed
-with 1001 GOING_AWAY, each within the close timeout; then the contexts close in reverse: the
-hub's timers, the bus, the token verifier.
+with 1001 GOING_AWAY, each within the close timeout; then the contexts close in reverse. The
+broker and the consumer never decide readiness: clients stay connected while the broker is away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from common.bus import CONSUMERS, bus_ctx, consumer_ctx, health_checks, websocket_queue
-from common.bus.topology import DURABLE_QUEUES
+from common.bus import CONSUMERS, bus_ctx, consumer_ctx
 from common.http import service_app, verifier_ctx
 from common.http.health import HEALTH
 from common.http.metrics import METRICS
 from common.revocation import REVOCATIONS
+from common.wiring import CleanupContext
 from realtime.app_keys import CONFIG, HUB, REALTIME_METRICS
-from realtime.config import Config, default_instance
-from realtime.events import build_consumer
+from realtime.config import Config
+from realtime.consumers import build_consumer
 from realtime.hub import Hub
 from realtime.metrics import RealtimeMetrics
 from realtime.routes import setup_routes
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(config: Config) -> web.Application:
@@ -37,15 +35,10 @@ def create_app(config: Config) -> web.Application:
     hub = Hub(metrics, max_subscriptions=config.max_subscriptions,
               send_timeout=config.send_timeout, close_timeout=config.close_timeout)
     app[CONFIG], app[REALTIME_METRICS], app[HUB] = config, metrics, hub
-    # The process's own broadcast queue, declared with the rest of the topology on every
-    # (re)connect; the consumer declares it again whenever it subscribes.
-    queue = websocket_queue(config.instance or default_instance())
     app.cleanup_ctx.extend([
         verifier_ctx(config),
-        bus_ctx(config.amqp_url, name="realtime", registry=app[METRICS].registry,
-                topology=(*DURABLE_QUEUES, queue)),
-        consumer_ctx(build_consumer(queue, hub, metrics)),
-        _health_ctx(),
+        bus_ctx(config.amqp_url, name="realtime", registry=app[METRICS].registry),
+        consumer_ctx(build_consumer),
         _hub_ctx(config),
     ])
     app.on_startup.append(_close_revoked)
@@ -53,18 +46,6 @@ def create_app(config: Config) -> web.Application:
     app[HEALTH].add_figure("connections", lambda: len(hub))
     setup_routes(app)
     return app
-
-
-def _health_ctx() -> CleanupContext:
-    """The broker and the consumer, not critical: without the broker, clients stay connected
-    and get events again as soon as it is back; refusing them meanwhile would gain nothing."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        for name, check in health_checks(app).items():
-            app[HEALTH].add(name, check, critical=False)
-        yield
-
-    return ctx
 
 
 def _hub_ctx(config: Config) -> CleanupContext:

@@ -13,8 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from booking.app_keys import JOBS
+from booking.consumers import QUEUE
 from booking.tests.conftest import Catalog, book, metric, outbox, publish_payment, status_of
-from common.bus import BOOKING_PAYMENT_QUEUE, EXCHANGE, Event
+from common.bus import EXCHANGE, Event
 from common.bus.testing import EventProbe, QueueReader, headers
 from common.testing import bearer, eventually
 
@@ -199,7 +200,7 @@ async def test_a_payment_landing_after_expiry_is_recorded_and_the_booking_stays_
 
 async def test_malformed_payment_events_go_to_the_dead_letter_queue(
         booking: TestClient, reader: QueueReader) -> None:
-    dlq = BOOKING_PAYMENT_QUEUE.dlq
+    dlq = QUEUE.dlq
     await reader.get_all(dlq)
     not_json = b"{not json"
     no_booking = Event.new("payment.succeeded", {"paymentId": "p-1", "amount": 100})

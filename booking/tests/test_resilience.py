@@ -1,5 +1,6 @@
 """When catalog is down or slow, booking answers 503 quickly and stores nothing; when storing the
-booking fails after catalog held the seats, the seats are given back before the answer."""
+booking fails after catalog held the seats, the seats are given back before the answer; when auth
+keeps failing, bookings go ahead without asking it each time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import structlog
 
 from booking.tests.conftest import Catalog, MakeBooking, SilentServer, tomorrow
 from common.testing import bearer, free_port
@@ -67,6 +69,26 @@ async def test_after_repeated_failures_the_circuit_opens_and_answers_at_once(
     assert int(refused.headers["Retry-After"]) >= 1
     health = await (await booking.get("/health")).json()
     assert health["checks"]["catalog"]["status"] == "error"
+
+
+async def test_an_auth_that_keeps_failing_is_not_asked_while_its_circuit_is_open(
+        make_booking: MakeBooking, catalog: Catalog, customer: dict[str, Any]) -> None:
+    booking = await make_booking(CATALOG_URL=catalog.url,
+                                 AUTH_URL=f"http://127.0.0.1:{free_port()}")
+    departure = await catalog.departure(max_group_size=10, capacity=20)
+
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(11):  # the breaker's volume threshold, and one more
+            resp = await booking.post("/api/bookings", headers=bearer(customer),
+                                      json=departure.booking(1))
+            assert resp.status == 201, await resp.text()
+            contact = (await resp.json())["contact"]
+            assert contact["email"] == customer["user"]["email"]
+
+    failures = [line["error"] for line in logs if line["event"] == "contact_lookup_failed"]
+    assert len(failures) == 11
+    assert "circuit 'auth' is open" in failures[-1]
+    assert all("open" not in failure for failure in failures[:10])
 
 
 @pytest.fixture

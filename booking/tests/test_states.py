@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from booking.errors import InvalidTransition
 from booking.states import (
-    InvalidTransition,
     PaymentStatus,
     State,
     Status,

@@ -1,4 +1,4 @@
-"""The event bus of DESIGN §5: envelope, topology, self-healing connection, confirmed publishing,
+"""The event bus: envelope, topology mechanism, self-healing connection, confirmed publishing,
 transactional outbox, actor-style consumers, and their aiohttp wiring. See docs/events.md."""
 
 from common.bus.app import (
@@ -7,9 +7,9 @@ from common.bus.app import (
     CONSUMERS,
     PUBLISHER,
     RELAY,
+    ConsumerFactory,
     bus_ctx,
     consumer_ctx,
-    health_checks,
     relay_ctx,
 )
 from common.bus.connection import BrokerUnavailableError, BusConnection
@@ -21,33 +21,29 @@ from common.bus.outbox import OutboxRelay, OutboxStalledError, add_event
 from common.bus.publisher import Publisher, PublishError
 from common.bus.tables import BUS_MIGRATIONS
 from common.bus.topology import (
-    BOOKING_PAYMENT_QUEUE,
     DEAD_LETTER_EXCHANGE,
     EXCHANGE,
-    NOTIFICATION_QUEUE,
-    PAYMENT_BOOKING_QUEUE,
-    TOUR_CATALOG_QUEUE,
+    BroadcastQueue,
     QueueSpec,
-    websocket_queue,
+    TopologyError,
+    TopologyMismatch,
 )
 
 __all__ = [
-    "BOOKING_PAYMENT_QUEUE",
     "BUS",
     "BUS_METRICS",
     "BUS_MIGRATIONS",
     "CONSUMERS",
     "DEAD_LETTER_EXCHANGE",
     "EXCHANGE",
-    "NOTIFICATION_QUEUE",
-    "PAYMENT_BOOKING_QUEUE",
     "PUBLISHER",
     "RELAY",
-    "TOUR_CATALOG_QUEUE",
+    "BroadcastQueue",
     "BrokerUnavailableError",
     "BusConnection",
     "BusMetrics",
     "Consumer",
+    "ConsumerFactory",
     "ConsumerNotRunningError",
     "Event",
     "HandlerContext",
@@ -58,10 +54,10 @@ __all__ = [
     "Publisher",
     "QueueSpec",
     "RetryLater",
+    "TopologyError",
+    "TopologyMismatch",
     "add_event",
     "bus_ctx",
     "consumer_ctx",
-    "health_checks",
     "relay_ctx",
-    "websocket_queue",
 ]

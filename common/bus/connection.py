@@ -1,5 +1,6 @@
-"""A self-healing RabbitMQ connection over aiormq: connects with backoff, declares the topology and
-runs on-connect callbacks after every (re)connect, and reconnects by itself when the link drops."""
+"""A self-healing RabbitMQ connection over aiormq: connects with backoff, declares the exchanges
+and the queues it was given, runs on-connect callbacks after every (re)connect, and reconnects by
+itself when the link drops."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from yarl import URL
 
 from common.bus.backoff import Backoff
 from common.bus.metrics import BusMetrics
-from common.bus.topology import DURABLE_QUEUES, QueueSpec, declare_topology
+from common.bus.topology import QueueSpec, TopologyMismatch, declare_queue, declare_topology
 
 log = structlog.get_logger(__name__)
 
@@ -28,12 +29,13 @@ class BrokerUnavailableError(ConnectionError):
 class BusConnection:
     """One AMQP connection per process, kept up by a supervisor task.
 
-    `wait_connected()` returns only once the topology is declared and every on-connect callback
-    has run, so whatever a caller does next finds its exchanges and queues in place.
+    `wait_connected()` returns only once the exchanges and the queues of `topology` (and of
+    `declare`) are declared and every on-connect callback has run, so whatever a caller does next
+    finds them in place.
     """
 
     def __init__(self, url: str, *, name: str = "tourbook",
-                 topology: Sequence[QueueSpec] = DURABLE_QUEUES, timeout: float = 10.0,
+                 topology: Sequence[QueueSpec] = (), timeout: float = 10.0,
                  heartbeat: int = 20, backoff: Backoff | None = None,
                  metrics: BusMetrics | None = None) -> None:
         parsed = URL(url)
@@ -51,10 +53,29 @@ class BusConnection:
         self._ready = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
+        self.last_error: BaseException | None = None
+        """Why the last connection attempt failed, or the connection was lost (None once up)."""
 
     def on_connect(self, callback: OnConnect) -> None:
         """Run `callback(connection)` after every (re)connect, before the bus counts as ready."""
         self._callbacks.append(callback)
+
+    async def declare(self, spec: QueueSpec) -> None:
+        """Declare `spec` on every (re)connect from now on, and at once when connected: raises
+        `TopologyMismatch` when the broker has the queue with other arguments."""
+        if spec not in self._topology:
+            self._topology = (*self._topology, spec)
+        if not self.is_connected:
+            return
+        channel = await self.channel(publisher_confirms=False)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await declare_queue(channel, spec)
+        finally:
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.timeout):
+                        await channel.close()
 
     async def start(self) -> None:
         if self._supervisor is None:
@@ -79,6 +100,8 @@ class BusConnection:
                     # Lost between the event and now; the supervisor clears `_ready` shortly.
                     await asyncio.sleep(0.01)
         except TimeoutError:
+            if isinstance(self.last_error, TopologyMismatch):
+                raise TopologyMismatch(str(self.last_error)) from None
             raise BrokerUnavailableError(f"no broker connection within {self.timeout}s") from None
 
     async def channel(self, *, publisher_confirms: bool = True) -> AbstractChannel:
@@ -92,7 +115,8 @@ class BusConnection:
     async def ping(self) -> None:
         """Health check: one channel open/close round trip; raises when the broker is unusable."""
         if not self.is_connected:
-            raise BrokerUnavailableError("not connected to the broker")
+            why = f": {self.last_error}" if isinstance(self.last_error, TopologyMismatch) else ""
+            raise BrokerUnavailableError(f"not connected to the broker{why}")
         channel = await self.channel(publisher_confirms=False)
         async with asyncio.timeout(self.timeout):
             await channel.close()
@@ -123,6 +147,7 @@ class BusConnection:
                 conn = self._connection = await self._attempt()
                 if conn is None or self._closed:
                     continue
+                self.last_error = None
                 self._ready.set()
                 self.metrics.connected.set(1)
                 self.metrics.reconnects.inc()
@@ -135,6 +160,7 @@ class BusConnection:
                 if self._closed:
                     continue
                 reason = None if closing.cancelled() else closing.exception()
+                self.last_error = reason
                 self._ready.clear()
                 self._connection = None
                 self.metrics.connected.set(0)
@@ -154,9 +180,14 @@ class BusConnection:
         except Exception as exc:
             if self._closed:
                 return None  # our own cancellation, which aiormq may have turned into this error
+            self.last_error = exc
             delay = self._backoff.next()
-            log.warning("broker_connect_failed", bus=self.name, error=repr(exc),
-                        retryIn=round(delay, 2))
+            if isinstance(exc, TopologyMismatch):
+                log.error("broker_topology_mismatch", bus=self.name, error=str(exc),
+                          retryIn=round(delay, 2))
+            else:
+                log.warning("broker_connect_failed", bus=self.name, error=repr(exc),
+                            retryIn=round(delay, 2))
             await asyncio.sleep(delay)
             return None
         self._backoff.reset()

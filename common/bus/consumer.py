@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,7 +18,7 @@ import structlog
 from aiormq.abc import DeliveredMessage
 
 from common.bus import redelivery
-from common.bus.connection import BusConnection
+from common.bus.connection import BrokerUnavailableError, BusConnection
 from common.bus.envelope import Event, MalformedEventError
 from common.bus.handlers import (
     Handler,
@@ -28,12 +28,14 @@ from common.bus.handlers import (
     RetryLater,
     Route,
     Routes,
+    topic_covers,
+    topics_overlap,
 )
 from common.bus.idempotency import Claim, RedisClaims, prune_processed, record_processed
 from common.bus.mailbox import Mailboxes
 from common.bus.metrics import BusMetrics
 from common.bus.subscription import AMQP_ERRORS, Subscription
-from common.bus.topology import QueueSpec
+from common.bus.topology import QueueSpec, TopologyError, TopologyMismatch
 
 log = structlog.get_logger(__name__)
 
@@ -99,16 +101,43 @@ class Consumer:
         for routing_key in routing_keys:
             self._routes.add(Route(routing_key, None, None, None))
 
+    def check_topology(self) -> None:
+        """Raises `TopologyError` unless the handlers and the queue's bindings agree: whatever a
+        handler (or an ignore) names, a binding brings; whatever a binding brings, a handler or
+        an ignore names (at least in part: keys of a wildcard binding that nothing names are
+        dead-lettered as `no-handler`)."""
+        bindings = self.queue.bindings
+        unbound = [route.pattern for route in self._routes
+                   if not any(topic_covers(binding, route.pattern) for binding in bindings)]
+        unhandled = [binding for binding in bindings
+                     if not any(topics_overlap(binding, route.pattern) for route in self._routes)]
+        problems = []
+        if unbound:
+            problems.append(f"no binding brings {_names(unbound)}, which it declares handled or "
+                            "ignored")
+        if unhandled:
+            problems.append(f"nothing handles or ignores what {_names(unhandled)} brings "
+                            "(declare a handler, or consumer.ignore(...))")
+        if problems:
+            raise TopologyError(f"consumer {self.name} of queue {self.queue.name!r}: "
+                                f"{'; '.join(problems)}; its bindings: {_names(bindings)}")
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, bus: BusConnection, *, pool: Any = None,
                     redis: aioredis.Redis | None = None, redis_prefix: str = "") -> None:
-        """Subscribe in the background (now, and again after every reconnect)."""
+        """Check the declaration (`check_topology`), declare the queue with `bus` (on every
+        (re)connect, and at once when connected: `TopologyMismatch` when the broker has it with
+        other arguments), then subscribe in the background (now, and after every reconnect)."""
+        self.check_topology()
         guards = {route.idempotent for route in self._routes}
         if "db" in guards and pool is None:
             raise ValueError(f"{self.name}: idempotent='db' handlers need a database pool")
         if "redis" in guards and redis is None:
             raise ValueError(f"{self.name}: idempotent='redis' handlers need a Redis client")
+        # The broker gone just now: the subscription declares the queue once it is back.
+        with contextlib.suppress(BrokerUnavailableError, *AMQP_ERRORS):
+            await bus.declare(self.queue)
         self._pool = pool
         if redis is not None:
             self._claims = RedisClaims(redis, f"{redis_prefix}{self.name}:",
@@ -126,7 +155,9 @@ class Consumer:
     async def check(self) -> None:
         """Health check: subscribed to the queue."""
         if not self.is_consuming:
-            raise ConsumerNotRunningError(f"{self.name} is not consuming {self.queue.name}")
+            error = self._subscription.last_error if self._subscription is not None else None
+            why = f": {error}" if isinstance(error, TopologyMismatch) else ""
+            raise ConsumerNotRunningError(f"{self.name} is not consuming {self.queue.name}{why}")
 
     async def stop(self) -> None:
         """Graceful drain: stop deliveries, let running handlers finish and ack, then close.
@@ -345,6 +376,10 @@ class Consumer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.prune_every):
                     await self._stopping.wait()
+
+
+def _names(patterns: Sequence[str]) -> str:
+    return ", ".join(repr(pattern) for pattern in patterns)
 
 
 def _ms(started: float) -> float:

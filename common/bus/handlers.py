@@ -61,6 +61,50 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
     return _match(pattern.split("."), routing_key.split("."))
 
 
+def topic_covers(binding: str, pattern: str) -> bool:
+    """Every routing key `pattern` matches, `binding` matches too."""
+    words = binding.split(".")
+    return all(_match(words, key) for key in _samples(pattern.split("."), len(words) + 1))
+
+
+def topics_overlap(one: str, other: str) -> bool:
+    """Some routing key matches both patterns."""
+    return _overlap(one.split("."), other.split("."))
+
+
+# A word no binding names: in `_samples` it stands for any word.
+_ANY_WORD = "\x00"
+
+
+def _samples(pattern: list[str], longest: int) -> Iterator[list[str]]:
+    """Keys that stand for every key `pattern` matches, as far as a binding of fewer than
+    `longest` words can tell them apart: `*` is a word no binding names, `#` runs of it of every
+    length up to `longest` (a longer run is absorbed by the binding's own `#`, if any)."""
+    if not pattern:
+        yield []
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        choices = [[_ANY_WORD] * n for n in range(longest + 1)]
+    else:
+        choices = [[_ANY_WORD if head == "*" else head]]
+    for words in choices:
+        for tail in _samples(rest, longest):
+            yield [*words, *tail]
+
+
+def _overlap(one: list[str], other: list[str]) -> bool:
+    if not one or not other:
+        return all(word == "#" for word in one or other)
+    if one[0] == "#":
+        return _overlap(one[1:], other) or _overlap(one, other[1:])
+    if other[0] == "#":
+        return _overlap(one, other[1:]) or _overlap(one[1:], other)
+    if one[0] != other[0] and "*" not in (one[0], other[0]):
+        return False
+    return _overlap(one[1:], other[1:])
+
+
 def _match(pattern: list[str], words: list[str]) -> bool:
     if not pattern:
         return not words

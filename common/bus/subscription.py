@@ -36,6 +36,8 @@ class Subscription:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self.last_error: BaseException | None = None
+        """Why the last subscription failed (None once subscribed)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"subscription:{self.name}")
@@ -71,6 +73,7 @@ class Subscription:
             try:
                 channel = await self._subscribe()
             except Exception as exc:
+                self.last_error = exc
                 delay = backoff.next()
                 log.warning("consumer_subscribe_failed", consumer=self.name, error=repr(exc),
                             retryIn=round(delay, 2))
@@ -79,6 +82,7 @@ class Subscription:
                         await self._stopping.wait()
                 continue
             backoff.reset()
+            self.last_error = None
             log.info("consumer_subscribed", consumer=self.name, queue=self.queue.name)
             stopping = asyncio.ensure_future(self._stopping.wait())
             closing = channel.closing

@@ -1,15 +1,15 @@
-"""The broker topology of DESIGN §5 in one table: exchanges, queues, bindings, retries, DLQs.
-
-Every process declares all of it on every (re)connect, so a queue exists (and collects its events)
-as soon as any service has connected, even before its own consumer first starts.
-"""
+"""The broker topology's mechanism: the exchanges, how a consumer queue is declared with its
+retry and dead-letter queues (`QueueSpec`, `BroadcastQueue`), and the errors of a declaration that
+disagrees with itself or with the broker. Each service declares its own queues (`consumers.py`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiormq
 from aiormq.abc import AbstractChannel
 
 EXCHANGE = "tour_booking_events"
@@ -22,7 +22,16 @@ UNROUTED_TTL_MS = 24 * 3600 * 1000
 
 DEFAULT_RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 120_000)
 DEFAULT_MAX_ATTEMPTS = 5
-WEBSOCKET_QUEUE_BASE = "websocket_availability_queue"
+
+
+class TopologyError(ValueError):
+    """A consumer's handlers and its queue's bindings disagree: a handler no binding feeds, or a
+    binding whose events nothing handles or ignores."""
+
+
+class TopologyMismatch(Exception):
+    """The broker has a queue or exchange of this name declared with other arguments, which
+    cannot change in place."""
 
 
 @dataclass(frozen=True)
@@ -78,75 +87,115 @@ class QueueSpec:
         return {self.retry_queue(delay): delay for delay in sorted(delays)}
 
 
-def websocket_queue(instance: str, *, max_attempts: int = 1) -> QueueSpec:
-    """The per-process broadcast queue of a realtime replica: every replica gets every event.
+@dataclass(frozen=True)
+class BroadcastQueue:
+    """A queue per process, so that every replica gets every event: `for_process(instance)` is
+    one process's, `<base>.<instance>`, exclusive and deleted with its connection. Their failures
+    share `<base>.dlq`, the only part that outlives the processes. No retries by default: a stale
+    push is worth less than the next one."""
 
-    Bound to `tour.availability.*` (pushed to every browser, or to those following the tour) and
-    to `booking.*` (pushed to the booking's own user, wherever that user is connected).
-    Exclusive and auto-deleted with its connection. No retries by default: a stale push is worth
-    less than the next one; a failure lands in the shared `websocket_availability_queue.dlq`.
-    """
-    return QueueSpec(
-        name=f"{WEBSOCKET_QUEUE_BASE}.{instance}", bindings=("tour.availability.*", "booking.*"),
-        durable=False, exclusive=True, auto_delete=True, max_attempts=max_attempts,
-        dead_letter_key=WEBSOCKET_QUEUE_BASE)
+    base: str
+    bindings: tuple[str, ...]
+    max_attempts: int = 1
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
 
+    @property
+    def dlq(self) -> str:
+        return f"{self.base}.dlq"
 
-TOUR_CATALOG_QUEUE = QueueSpec("tour_catalog_queue", ("booking.confirmed", "booking.cancelled"))
-NOTIFICATION_QUEUE = QueueSpec(
-    "notification_queue", ("booking.*", "payment.*", "tour.availability.low"))
-BOOKING_PAYMENT_QUEUE = QueueSpec("booking_payment_queue", ("payment.*",))
-PAYMENT_BOOKING_QUEUE = QueueSpec("payment_booking_queue", ("booking.cancelled",))
-
-# The durable queues of DESIGN §5, declared by every process. Realtime's broadcast queues are made
-# per process by `websocket_queue`; their shared dead-letter queue is declared with these.
-DURABLE_QUEUES: tuple[QueueSpec, ...] = (
-    TOUR_CATALOG_QUEUE, NOTIFICATION_QUEUE, BOOKING_PAYMENT_QUEUE, PAYMENT_BOOKING_QUEUE)
-DEAD_LETTER_QUEUES: tuple[str, ...] = (
-    *(spec.dlq for spec in DURABLE_QUEUES), f"{WEBSOCKET_QUEUE_BASE}.dlq")
+    def for_process(self, instance: str) -> QueueSpec:
+        return QueueSpec(name=f"{self.base}.{instance}", bindings=self.bindings,
+                         max_attempts=self.max_attempts, retry_delays_ms=self.retry_delays_ms,
+                         durable=False, exclusive=True, auto_delete=True,
+                         dead_letter_key=self.base)
 
 
 # The declare functions take no timeout: callers run them under one `asyncio.timeout` (the
-# connect or subscribe deadline), which bounds every broker round trip inside.
+# connect or subscribe deadline), which bounds every broker round trip inside. A declaration the
+# broker refuses because the name exists with other arguments raises `TopologyMismatch` (the
+# channel is closed by then, as the broker closes it).
 
 
 async def declare_exchanges(channel: AbstractChannel) -> None:
-    await channel.exchange_declare(UNROUTED_EXCHANGE, exchange_type="fanout", durable=True)
-    await channel.queue_declare(UNROUTED_QUEUE, durable=True,
-                                arguments={"x-message-ttl": UNROUTED_TTL_MS})
-    await channel.queue_bind(UNROUTED_QUEUE, UNROUTED_EXCHANGE)
-    await channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True,
-                                   arguments={"alternate-exchange": UNROUTED_EXCHANGE})
-    await channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
+    try:
+        await channel.exchange_declare(UNROUTED_EXCHANGE, exchange_type="fanout", durable=True)
+        await channel.queue_declare(UNROUTED_QUEUE, durable=True,
+                                    arguments={"x-message-ttl": UNROUTED_TTL_MS})
+        await channel.queue_bind(UNROUTED_QUEUE, UNROUTED_EXCHANGE)
+        await channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True,
+                                       arguments={"alternate-exchange": UNROUTED_EXCHANGE})
+        await channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct",
+                                       durable=True)
+    except aiormq.ChannelPreconditionFailed as exc:
+        raise mismatch(exc) from None
 
 
 async def declare_dead_letter_queue(channel: AbstractChannel, dead_letter_key: str) -> None:
     dlq = f"{dead_letter_key}.dlq"
-    await channel.queue_declare(dlq, durable=True)
+    try:
+        await channel.queue_declare(dlq, durable=True)
+    except aiormq.ChannelPreconditionFailed as exc:
+        raise mismatch(exc) from None
     await channel.queue_bind(dlq, DEAD_LETTER_EXCHANGE, routing_key=dead_letter_key)
 
 
 async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> None:
     """Declare `spec`, its dead-letter queue and its retry queues (exchanges must exist)."""
     await declare_dead_letter_queue(channel, spec.dead_letter_key)
-    for retry_queue, delay in spec.retry_queues.items():
-        # Expired messages go back through the default exchange to this queue alone, never to
-        # every queue bound to the routing key (the original system's duplicate-retry bug).
-        retry_args: dict[str, Any] = {"x-message-ttl": delay, "x-dead-letter-exchange": "",
-                                      "x-dead-letter-routing-key": spec.name}
-        await channel.queue_declare(retry_queue, durable=True, arguments=retry_args)
-    # Messages the runtime rejects without republishing (the safety net when a retry or
-    # dead-letter publish fails) reach the dead-letter queue through the broker.
-    queue_args: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                                  "x-dead-letter-routing-key": spec.dead_letter_key}
-    await channel.queue_declare(spec.name, durable=spec.durable, exclusive=spec.exclusive,
-                                auto_delete=spec.auto_delete, arguments=queue_args)
+    try:
+        for retry_queue, delay in spec.retry_queues.items():
+            # Expired messages go back through the default exchange to this queue alone, never
+            # to every queue bound to the routing key (the original system's duplicate-retry
+            # bug).
+            retry_args: dict[str, Any] = {"x-message-ttl": delay, "x-dead-letter-exchange": "",
+                                          "x-dead-letter-routing-key": spec.name}
+            await channel.queue_declare(retry_queue, durable=True, arguments=retry_args)
+        # Messages the runtime rejects without republishing (the safety net when a retry or
+        # dead-letter publish fails) reach the dead-letter queue through the broker.
+        queue_args: dict[str, Any] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                                      "x-dead-letter-routing-key": spec.dead_letter_key}
+        await channel.queue_declare(spec.name, durable=spec.durable, exclusive=spec.exclusive,
+                                    auto_delete=spec.auto_delete, arguments=queue_args)
+    except aiormq.ChannelPreconditionFailed as exc:
+        raise mismatch(exc) from None
     for binding in spec.bindings:
         await channel.queue_bind(spec.name, EXCHANGE, routing_key=binding)
 
 
-async def declare_topology(channel: AbstractChannel, queues: Iterable[QueueSpec]) -> None:
+async def declare_topology(channel: AbstractChannel,
+                           queues: Iterable[QueueSpec | BroadcastQueue]) -> None:
+    """The exchanges and `queues`; of a broadcast queue, what outlives its processes: its
+    dead-letter queue."""
     await declare_exchanges(channel)
-    await declare_dead_letter_queue(channel, WEBSOCKET_QUEUE_BASE)
-    for spec in queues:
-        await declare_queue(channel, spec)
+    for queue in queues:
+        if isinstance(queue, BroadcastQueue):
+            await declare_dead_letter_queue(channel, queue.base)
+        else:
+            await declare_queue(channel, queue)
+
+
+# RabbitMQ's words for a redeclaration with other arguments (its 406 PRECONDITION_FAILED).
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<argument>[^']+)' for (?P<kind>queue|exchange) '(?P<name>[^']+)'"
+    r" in vhost '[^']*': received (?P<ours>.+) but current is (?P<theirs>.+)$")
+_VALUE = re.compile(r"^(?:the value )?'(?P<value>[^']*)'(?: of type '[^']*')?$")
+
+
+def mismatch(exc: aiormq.ChannelPreconditionFailed) -> TopologyMismatch:
+    """The broker's refusal, said as the difference between the declaration and the broker."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    found = _INEQUIVALENT.search(text)
+    if found is None:
+        return TopologyMismatch(f"the broker refused a declaration: {text}")
+    return TopologyMismatch(
+        f"{found['kind']} {found['name']!r} exists on the broker with other arguments: "
+        f"{found['argument']} is {_value(found['theirs'])} there, {_value(found['ours'])} in "
+        "this declaration. Arguments cannot change in place: see \"Changing the topology\" in "
+        "docs/events.md")
+
+
+def _value(text: str) -> str:
+    if text == "none":
+        return "not set"
+    found = _VALUE.match(text)
+    return found["value"] if found else text

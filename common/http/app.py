@@ -21,6 +21,7 @@ from common.http.metrics import METRICS, HttpMetrics, metrics_view
 from common.http.openapi import build_openapi
 from common.http.server import ServiceRunner
 from common.logging import configure_logging
+from common.wiring import CleanupContext
 
 log = structlog.get_logger("service")
 
@@ -68,7 +69,7 @@ async def openapi_view(request: web.Request) -> web.Response:
     return web.json_response(info["document"])
 
 
-def verifier_ctx(config: BaseConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+def verifier_ctx(config: BaseConfig) -> CleanupContext:
     """Token verification from the public key file, or from the JWKS URL over a pooled session,
     with the revocation list mirrored from Redis (its health not critical: while Redis is away
     the entries known so far stay in force)."""

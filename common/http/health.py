@@ -80,6 +80,13 @@ class Health:
 
 
 HEALTH: web.AppKey[Health] = web.AppKey("health", Health)
+
+
+def add_check(app: web.Application, name: str, check: Check, *, critical: bool) -> None:
+    """Report `check` in the app's `/health` (how the cleanup contexts of `common` register what
+    they open); an app built without `service_app` has no `/health`, and nothing is added."""
+    if HEALTH in app:
+        app[HEALTH].add(name, check, critical=critical)
 _REPORT_KEYS = frozenset({"status", "service", "timestamp", "uptime"})
 
 

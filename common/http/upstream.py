@@ -1,18 +1,21 @@
-"""Calling another service's HTTP API: a pooled session, a timeout on every call and a circuit
-breaker that only faults and 5xx answers count against (a 4xx is a healthy answer). What an
-answer means, and which error a fault becomes, is the calling service's business."""
+"""Calling another service's HTTP API: a pooled session opened with the app (`upstream_ctx`), a
+timeout on every call and a circuit breaker that only faults and 5xx answers count against (a 4xx
+is a healthy answer). What an answer means, and which error a fault becomes, is the caller's."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
+from aiohttp import web
 
+from common.http.health import add_check
 from common.http.middleware import REQUEST_ID_HEADER
 from common.resilience import BreakerOptions, CircuitBreaker, CircuitOpenError, State
+from common.wiring import CleanupContext
 
 
 class UpstreamDown(Exception):
@@ -96,3 +99,23 @@ class Upstream:
             except ValueError:
                 body = None  # a proxy's HTML error page, say
             return resp.status, body if isinstance(body, dict) else None
+
+
+U = TypeVar("U", bound=Upstream)
+
+
+def upstream_ctx(key: web.AppKey[U], client: Callable[[aiohttp.ClientSession], U], *,
+                 health: bool = True, critical: bool = False) -> CleanupContext:
+    """One pooled session for one upstream, and `client(session)` on it under `key`; its circuit
+    reported under its name in `/health` (not deciding readiness unless `critical`; not at all
+    with `health=False`). The session closes on shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            upstream = client(session)
+            app[key] = upstream
+            if health:
+                add_check(app, upstream.name, upstream.check, critical=critical)
+            yield
+
+    return ctx

@@ -17,6 +17,7 @@ import structlog
 from pamqp.commands import Basic
 
 from common.bus import (
+    BroadcastQueue,
     BusConnection,
     Consumer,
     Event,
@@ -25,7 +26,6 @@ from common.bus import (
     Publisher,
     QueueSpec,
     RetryLater,
-    websocket_queue,
 )
 from common.bus.testing import QueueReader, headers
 from common.bus.topology import EXCHANGE
@@ -321,22 +321,20 @@ async def test_every_message_has_one_log_line_with_its_ids_outcome_and_duration(
     assert inner[0]["correlationId"] == "corr-42"
 
 
-async def test_every_realtime_replica_gets_every_availability_event(
-        *, bus: BusConnection, start_consumer: StartConsumer) -> None:
-    replicas = [websocket_queue(f"pod-{uuid.uuid4().hex[:8]}") for _ in range(2)]
-    tour = str(uuid.uuid4())
+async def test_every_replica_on_a_broadcast_queue_gets_every_event(
+        *, bus: BusConnection, topic: str, start_consumer: StartConsumer) -> None:
+    broadcast = BroadcastQueue(f"test.{topic}", (f"{topic}.*",))
+    replicas = [broadcast.for_process(f"pod-{uuid.uuid4().hex[:8]}") for _ in range(2)]
     pushed: dict[str, list[object]] = {spec.name: [] for spec in replicas}
     for spec in replicas:
-        consumer = Consumer(spec, name="realtime")
+        consumer = Consumer(spec, name="replica")
 
-        @consumer.handler("tour.availability.*")
+        @consumer.handler(f"{topic}.changed")
         async def push(event: Event, ctx: HandlerContext, queue: str = spec.name) -> None:
-            if event.data["tourId"] == tour:
-                pushed[queue].append(event.data["availableSeats"])
+            pushed[queue].append(event.data["availableSeats"])
 
         await start_consumer(consumer)
 
-    await Publisher(bus).publish(Event.new("tour.availability.changed",
-                                           {"tourId": tour, "availableSeats": 2}))
+    await Publisher(bus).publish(Event.new(f"{topic}.changed", {"availableSeats": 2}))
 
     await eventually(lambda: all(seats == [2] for seats in pushed.values()))

@@ -132,10 +132,10 @@ async def test_a_failed_side_effect_releases_its_claim_so_the_retry_runs(
 
 
 async def test_a_guard_without_its_store_is_refused_at_start(
-        *, bus: BusConnection, spec: QueueSpec) -> None:
+        *, bus: BusConnection, spec: QueueSpec, topic: str) -> None:
     consumer = Consumer(spec)
 
-    @consumer.handler("a.b", idempotent="db")
+    @consumer.handler(f"{topic}.b", idempotent="db")
     async def needs_db(event: Event, ctx: HandlerContext) -> None:
         raise AssertionError("never runs")
 

@@ -32,15 +32,16 @@ from booking.events import booking_event_data, booking_updated_event
 from booking.tests.conftest import Catalog, in_process_env, running_booking, running_catalog
 from catalog.db import MIGRATIONS as CATALOG_MIGRATIONS
 from catalog.events import Counters, low_data
-from common.bus import CONSUMERS, EXCHANGE, NOTIFICATION_QUEUE, Event
+from common.bus import CONSUMERS, EXCHANGE, Event
 from common.bus.testing import QueueReader
-from common.bus.topology import DURABLE_QUEUES, declare_topology
+from common.bus.topology import declare_topology
 from common.config import load_config
 from common.http.metrics import METRICS
 from common.testing import bearer, eventually, register
 from conftest import INTERNAL_TOKEN, REDIS_URL, MakeDatabase
 from notify.app import create_app
 from notify.config import Config
+from notify.consumers import QUEUE
 from notify.db import MIGRATIONS
 from payments.events import payment_event_data
 from standins.smtp import Received, SmtpSink
@@ -78,8 +79,8 @@ async def reader(notify_amqp_url: str) -> AsyncIterator[QueueReader]:
 
 async def empty_notification_queues(reader: QueueReader) -> None:
     """What an earlier test left in the queue, its retry queues or its dead letters goes."""
-    await declare_topology(reader.channel, DURABLE_QUEUES)
-    spec = NOTIFICATION_QUEUE
+    await declare_topology(reader.channel, [QUEUE])
+    spec = QUEUE
     for queue in (spec.name, *spec.retry_queues, spec.dlq):
         await reader.channel.queue_purge(queue, timeout=10)
 

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from common.bus import EXCHANGE, NOTIFICATION_QUEUE, Event
+from common.bus import EXCHANGE, Event
 from common.bus.dlq import replay, show
 from common.bus.redelivery import ATTEMPTS, DEAD_LETTER_REASON
 from common.bus.testing import headers
 from common.testing import eventually
+from notify.consumers import QUEUE
 from notify.tests.conftest import MakeScene, Scene, booking_event
 
-DLQ = NOTIFICATION_QUEUE.dlq
+DLQ = QUEUE.dlq
 
 
 async def test_smtp_down_then_back_delivers_the_e_mail_once(scene: Scene) -> None:
@@ -153,19 +154,19 @@ async def test_the_last_attempt_gives_up_into_the_dead_letter_queue_and_a_replay
     await scene.sink.stop()
     # As the queue hands it back after four failed attempts: this one is the last.
     event = await scene.publish(booking_event("booking.confirmed", eve),
-                                headers={ATTEMPTS: NOTIFICATION_QUEUE.max_attempts - 1})
+                                headers={ATTEMPTS: QUEUE.max_attempts - 1})
     await scene.reader.wait_depth(DLQ, 1)
 
-    [letter] = await show(scene.reader.channel, NOTIFICATION_QUEUE.name, 10)
+    [letter] = await show(scene.reader.channel, QUEUE.name, 10)
     assert (letter.event_id, letter.reason) == (event.event_id, "handler-failed")
     row = await scene.delivery(event, status="failed")
     assert row["permanent"] is False
     assert row["last_error"].startswith(
-        f"gave up after {NOTIFICATION_QUEUE.max_attempts} attempts: SMTP server unreachable")
+        f"gave up after {QUEUE.max_attempts} attempts: SMTP server unreachable")
 
     # The operator fixes the server and replays the dead letters (python -m common.bus.dlq).
     await scene.sink.start()
-    assert await replay(scene.reader.channel, NOTIFICATION_QUEUE.name, 10) == 1
+    assert await replay(scene.reader.channel, QUEUE.name, 10) == 1
 
     await scene.mail_to(eve["user"]["email"])
     row = await scene.delivery(event, status="sent")

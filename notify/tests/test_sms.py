@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from common.bus import NOTIFICATION_QUEUE
 from common.testing import eventually
+from notify.consumers import QUEUE
 from notify.tests.conftest import (
     PUBLIC_URL,
     SMS_FROM,
@@ -140,7 +140,7 @@ async def test_a_retry_after_beyond_the_longest_retry_waits_that_long_and_no_lon
         sms_scene: Scene, sms_provider: SmsProvider) -> None:
     una = await traveller(sms_scene, "Una")
     sms_provider.answers.append((429, {"message": "Too Many Requests"}, {"Retry-After": "86400"}))
-    longest = max(NOTIFICATION_QUEUE.retry_queues, key=NOTIFICATION_QUEUE.retry_queues.__getitem__)
+    longest = max(QUEUE.retry_queues, key=QUEUE.retry_queues.__getitem__)
     try:
         event = await sms_scene.publish(booking_event("booking.confirmed", una))
 

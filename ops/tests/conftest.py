@@ -1,9 +1,9 @@
 """Fixtures for the ops tests: a stand-in service package and the environment to run `ops` in.
 
 The stand-in (`tbdummy`) is written to a temporary folder on PYTHONPATH, never into the repo. It
-follows the service contract (config, db.MIGRATIONS, seed, `python -m`), serves /health/ready from
-its own database, and keeps a helper child process, so that the tests can see that stopping `up`
-leaves nothing behind. Each test gets its own port, run directory and database.
+follows the service contract (config, db.MIGRATIONS, seed, consumers.QUEUE, `python -m`), serves
+/health/ready from its own database, and keeps a helper child process, so that the tests can see
+that stopping `up` leaves nothing behind. Each test gets its own port, run directory and database.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ from pathlib import Path
 from common.db import MigrationSource
 
 MIGRATIONS = [MigrationSource("tbdummy", Path(__file__).parent / "migrations")]
+''',
+    "consumers.py": '''
+from common.bus import QueueSpec
+
+QUEUE = QueueSpec("tbdummy_queue", ("tbdummy.noted",))
 ''',
     "migrations/001_notes.sql": "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL);\n",
     "seed.py": '''

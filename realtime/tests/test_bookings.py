@@ -19,7 +19,7 @@ from auth.keys import load_private_key
 from auth.tokens import TokenSigner
 from common.auth import public_jwk
 from common.testing import eventually
-from realtime.events import BOOKING_FIELDS
+from realtime.consumers import BOOKING_FIELDS
 from realtime.tests.conftest import Bus, Connect, MakeServer, metric, upgrade_headers
 
 

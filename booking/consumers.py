@@ -1,13 +1,6 @@
-"""The consumer of `booking_payment_queue`: what `payment.succeeded`, `payment.failed` and
-`payment.refunded` do to a booking, through the same state machine as the API.
-
-Each event is applied once (`idempotent="db"`: its id is recorded in the transaction of the
-change), events of one booking run in order (keyed by booking id), and a change writes its
-`booking.*` event in that same transaction. Events that arrive after the booking moved on (a
-failure reported after a success, a second success) change nothing and are acknowledged. A
-payment.succeeded whose amount or currency is not the booking's total confirms nothing: the
-refusal is recorded (`payment_anomalies`) and counted.
-"""
+"""What booking consumes, from its `booking_payment_queue`: payment.succeeded, .failed and
+.refunded move a booking through the same state machine as the API, each event once and a
+booking's events in order (docs/booking.md, "Payment events")."""
 
 from __future__ import annotations
 
@@ -15,49 +8,48 @@ import uuid
 
 import asyncpg
 import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from booking import db
-from booking.events import PaymentData, payment_data
-from booking.lifecycle import Plan, amount_paid, change, state_of
+from booking.app_keys import BOOKING_METRICS
+from booking.errors import InvalidTransition, NothingNew, PaymentMismatch, RefundBeforePayment
+from booking.lifecycle import Plan, amount_paid, change, payment_mismatch, state_of
 from booking.metrics import BookingMetrics
-from booking.states import (
-    InvalidTransition,
-    PaymentStatus,
-    Transition,
-    change_payment,
-    refund_status,
-)
-from common.bus import BOOKING_PAYMENT_QUEUE, Consumer, Event, HandlerContext
+from booking.states import PaymentStatus, Transition, change_payment, refund_status
+from common.bus import Consumer, Event, HandlerContext, QueueSpec
 
 log = structlog.get_logger(__name__)
 
-
-class RefundBeforePayment(Exception):
-    """A refund arrived before the payment it refunds; retried until the payment is recorded."""
-
-
-class NothingNew(Exception):
-    """The event reports nothing the booking does not already know (a refund of no money)."""
+# booking's queue of payments' events; the name is the original's ("booking's payment queue").
+QUEUE = QueueSpec("booking_payment_queue", ("payment.*",))
 
 
-class PaymentMismatch(Exception):
-    """A payment.succeeded that is not the booking's total: it confirms nothing."""
+class PaymentData(BaseModel):
+    """The `data` of a `payment.*` event. Only `bookingId` is required of every event; the
+    handler of each routing key checks what it needs. Unknown fields are ignored: payments may
+    add fields without breaking booking."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    booking_id: uuid.UUID
+    payment_id: str | None = None
+    payment_intent_id: str | None = None
+    user_id: str | None = None
+    amount: int | None = Field(None, ge=0)
+    currency: str | None = None
+    refunded_amount: int | None = Field(None, ge=0)
+    failure_message: str | None = None
 
 
-def mismatch(data: PaymentData, booking: asyncpg.Record) -> str | None:
-    """Why this payment cannot pay for the booking as it stands (its total changes while it is
-    pending), or None when it can."""
-    if data.amount is None or data.currency is None:
-        return "unverifiable"
-    if data.currency.upper() != booking["currency"]:
-        return "currency"
-    if data.amount != booking["total_amount"]:
-        return "amount"
-    return None
+def payment_data(event: Event) -> PaymentData:
+    """Raises ValueError (a pydantic.ValidationError too) when the data is not what the event
+    type needs: a refund must say how much was refunded."""
+    data = PaymentData.model_validate(event.data)
+    if event.event_type == "payment.refunded" and data.refunded_amount is None:
+        raise ValueError("payment.refunded without refundedAmount")
+    return data
 
 
 def booking_key(event: Event) -> str:
@@ -66,8 +58,9 @@ def booking_key(event: Event) -> str:
     return str(payment_data(event).booking_id)
 
 
-def build_consumer(metrics: BookingMetrics) -> Consumer:
-    consumer = Consumer(BOOKING_PAYMENT_QUEUE, name="booking")
+def build_consumer(app: web.Application) -> Consumer:
+    metrics = app[BOOKING_METRICS]
+    consumer = Consumer(QUEUE, name="booking")
 
     @consumer.handler("payment.succeeded", key=booking_key, idempotent="db")
     async def payment_succeeded(event: Event, ctx: HandlerContext) -> None:
@@ -76,7 +69,7 @@ def build_consumer(metrics: BookingMetrics) -> Consumer:
         def plan(booking: asyncpg.Record) -> Transition:
             # Checked against the row locked for the change: a pending booking's total may
             # have changed since the payment was asked for, and then this money is not its.
-            reason = mismatch(data, booking)
+            reason = payment_mismatch(booking, data.amount, data.currency)
             if reason is not None:
                 raise PaymentMismatch(reason)
             return change_payment(state_of(booking), PaymentStatus.PAID,

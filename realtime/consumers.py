@@ -1,19 +1,23 @@
-"""The events realtime pushes, taken from this process's own broadcast queue: availability to every
-client (`low`) or to the tour's followers (`changed`), and booking changes to the booking's user.
-
-An event whose data cannot be routed (no tour id, no user id) is malformed for realtime: it goes
-straight to `websocket_availability_queue.dlq` (reason `malformed`).
-"""
+"""What realtime consumes, from its process's own broadcast queue: availability pushed to every
+client (`low`) or to the tour's followers (`changed`), booking changes to the booking's user; an
+event that names no receiver goes to `websocket_availability_queue.dlq` at once (`malformed`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from common.bus import Consumer, Event, HandlerContext, MalformedEventError, QueueSpec
+from aiohttp import web
+
+from common.bus import BroadcastQueue, Consumer, Event, HandlerContext, MalformedEventError
 from realtime import frames
-from realtime.hub import Hub
-from realtime.metrics import RealtimeMetrics
+from realtime.app_keys import CONFIG, HUB, REALTIME_METRICS
+from realtime.config import default_instance
 from realtime.session import canonical_uuid
+
+# One queue per realtime process, `websocket_availability_queue.<instance>`: every replica pushes
+# every event to its own browsers. Availability goes to every browser or to a tour's followers,
+# booking events to the booking's own user wherever connected.
+QUEUE = BroadcastQueue("websocket_availability_queue", ("tour.availability.*", "booking.*"))
 
 BOOKING_EVENTS = ("booking.confirmed", "booking.cancelled", "booking.completed",
                   "booking.updated")
@@ -30,9 +34,11 @@ class UnroutableEvent(MalformedEventError):
     """The event lacks what says who should receive it."""
 
 
-def build_consumer(queue: QueueSpec, hub: Hub, metrics: RealtimeMetrics) -> Consumer:
+def build_consumer(app: web.Application) -> Consumer:
+    hub, metrics, config = app[HUB], app[REALTIME_METRICS], app[CONFIG]
     # Handlers queue frames and return: nothing here waits on a client.
-    consumer = Consumer(queue, name="realtime", prefetch=64)
+    consumer = Consumer(QUEUE.for_process(config.instance or default_instance()),
+                        name="realtime", prefetch=64)
 
     @consumer.handler("tour.availability.low", key=_by_tour)
     async def low(event: Event, ctx: HandlerContext) -> None:

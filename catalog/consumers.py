@@ -1,7 +1,6 @@
-"""What catalog consumes from `tour_catalog_queue`: booking.confirmed books a hold's seats,
-booking.cancelled releases them. Each event is applied once: the runtime records it in
-`processed_events` in the handler's transaction, with the seat change and its availability
-events, so a redelivery finds the record and changes nothing."""
+"""What catalog consumes, from its `tour_catalog_queue`: booking.confirmed books a hold's seats,
+booking.cancelled releases them, each applied once (`processed_events`, in the transaction of the
+seat change and its availability events)."""
 
 from __future__ import annotations
 
@@ -9,15 +8,18 @@ from datetime import date
 from uuid import UUID
 
 import structlog
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from catalog import seats
+from catalog.app_keys import SEAT_METRICS
 from catalog.errors import HoldNotFound, HoldReleased, InsufficientAvailability
-from catalog.metrics import SeatMetrics
-from common.bus import TOUR_CATALOG_QUEUE, Consumer, Event, HandlerContext
+from common.bus import Consumer, Event, HandlerContext, QueueSpec
 
 log = structlog.get_logger(__name__)
+
+QUEUE = QueueSpec("tour_catalog_queue", ("booking.confirmed", "booking.cancelled"))
 
 
 class BookingEventData(BaseModel):
@@ -40,8 +42,9 @@ def departure_key(event: Event) -> str:
     return f"{data.tour_id}:{data.tour_date.isoformat()}"
 
 
-def build_consumer(metrics: SeatMetrics) -> Consumer:
-    consumer = Consumer(TOUR_CATALOG_QUEUE, name="catalog")
+def build_consumer(app: web.Application) -> Consumer:
+    metrics = app[SEAT_METRICS]
+    consumer = Consumer(QUEUE, name="catalog")
 
     @consumer.handler("booking.confirmed", key=departure_key, idempotent="db")
     async def booking_confirmed(event: Event, ctx: HandlerContext) -> None:
